@@ -1,0 +1,65 @@
+//! Command-line conventions shared by the tools (DESIGN §3).
+//!
+//! POSIX short options parsed with `lexopt`; option parsing stops at the
+//! first operand (no GNU permutation), so a chain-loader's argv tail is never
+//! mistaken for its own options. Numbers are plain decimal.
+
+use std::ffi::OsString;
+
+pub use lexopt::{Arg, Error, Parser};
+
+/// A parser over `argv` without the program name, skarnet-style:
+/// `-u hermes` and `-uhermes` both work, `-u=hermes` does not.
+pub fn parser(argv: impl IntoIterator<Item = OsString>) -> Parser {
+    let mut args = argv.into_iter();
+    args.next();
+    let mut p = Parser::from_args(args);
+    p.set_short_equals(false);
+    p
+}
+
+/// The first operand and everything after it, untouched.
+pub fn rest(first: OsString, p: &mut Parser) -> Result<Vec<OsString>, Error> {
+    let mut all = vec![first];
+    all.extend(p.raw_args()?);
+    Ok(all)
+}
+
+/// A whole-word decimal number.
+pub fn number<T: std::str::FromStr>(value: OsString, what: &str) -> Result<T, Error> {
+    let s = value.into_string().map_err(|v| Error::from(format!("invalid {what}: {}", v.to_string_lossy())))?;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("invalid {what}: {s}").into());
+    }
+    s.parse().map_err(|_| format!("invalid {what}: {s}").into())
+}
+
+/// A value that must be valid UTF-8.
+pub fn string(value: OsString, what: &str) -> Result<String, Error> {
+    value.into_string().map_err(|v| format!("invalid {what}: {}", v.to_string_lossy()).into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(v: &[&str]) -> Vec<OsString> {
+        v.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn options_stop_at_the_first_operand() {
+        let mut p = parser(argv(&["prog", "-v", "dir", "-u", "x"]));
+        assert_eq!(p.next().unwrap(), Some(Arg::Short('v')));
+        let Some(Arg::Value(first)) = p.next().unwrap() else { panic!() };
+        assert_eq!(rest(first, &mut p).unwrap(), argv(&["dir", "-u", "x"]));
+    }
+
+    #[test]
+    fn numbers_must_be_whole_decimal_words() {
+        assert_eq!(number::<u32>("5000".into(), "timeout").unwrap(), 5000);
+        for bad in ["", "5s", "-1", "1e3", " 5", "99999999999999999999999"] {
+            assert!(number::<u32>(bad.into(), "timeout").is_err(), "{bad:?}");
+        }
+    }
+}

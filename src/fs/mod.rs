@@ -1,0 +1,24 @@
+//! File-descriptor based filesystem operations (DESIGN §4).
+//!
+//! Everything here is safe to run as root inside a tree that an
+//! unprivileged user can write while we work:
+//!
+//! * a tree is entered through an anchor, [`Dir::open`], whose path is
+//!   trusted up to its parent; its last component is never followed;
+//! * below the anchor every step is one component, opened relative to a
+//!   directory fd with `O_NOFOLLOW`; a multi-component path never reaches a
+//!   system call;
+//! * decisions are made with `fstat` on the very fd that is then acted on
+//!   (`fchown`, `fchmod`, `fchownat(fd, "", AT_EMPTY_PATH)`), so a swap
+//!   between check and use changes nothing;
+//! * FIFOs, devices and sockets are only ever pinned with `O_PATH`, never
+//!   opened for I/O, so a planted FIFO cannot hang a boot;
+//! * recursive work ([`tree`]) keeps its own stack, is bounded in depth and
+//!   entries, and does not cross filesystems;
+//! * replacing a directory is build-aside-then-rename ([`publish`]).
+
+mod dir;
+pub mod publish;
+pub mod tree;
+
+pub use dir::{Dir, Kind, Node, Stat, describe as dir_describe};

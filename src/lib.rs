@@ -1,0 +1,25 @@
+//! hermes-s6: the shared library behind the hermes-s6 tools.
+//!
+//! Each tool is one module under [`tool`] with a `main(argv) -> ExitCode`;
+//! `bins/` only hands `argv` over. The mechanisms live here:
+//!
+//! * [`fs`]: file-descriptor based filesystem operations, safe to run as
+//!   root inside trees the unprivileged user can write (DESIGN §4);
+//! * [`s6`]: names and modes of s6's on-disk protocol;
+//! * [`skeleton`]: the supervise skeleton that lets the user control a service;
+//! * [`user`]: accounts from `/etc/passwd` and `/etc/group`, privilege drop;
+//! * [`error`], [`msg`], [`cli`]: errors, skarnet-style messages and exit
+//!   codes, option parsing conventions.
+//!
+//! The library never prints and never exits; tools map outcomes to messages.
+
+pub mod cli;
+pub mod error;
+pub mod fs;
+pub mod msg;
+pub mod s6;
+pub mod skeleton;
+pub mod tool;
+pub mod user;
+
+pub use error::{Error, Result};

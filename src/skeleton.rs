@@ -1,0 +1,169 @@
+//! The supervise skeleton: what s6-supervise would otherwise create
+//! root-owned, created beforehand owned by the user, so the user can read
+//! the status, send commands and subscribe to events (DESIGN §2).
+//!
+//! s6-supervise keeps whatever already exists (it never chowns or chmods an
+//! existing `event/`, `supervise/` or `control`), so these entries survive
+//! a root supervisor unchanged. `supervise/event/`, which the upstream
+//! Python helper also made, is not used by any s6 release and is left out.
+//!
+//! Everything is checked before anything is created: a symlink or an entry
+//! of the wrong type anywhere in the skeleton is refused and nothing is
+//! touched (s6-supervise would die in a loop on it).
+
+use std::ffi::OsStr;
+
+use crate::error::{Error, Result};
+use crate::fs::{Dir, Kind};
+use crate::s6;
+
+/// `supervise/` in the skeleton: the user owns it, everyone may search it.
+pub const SUPERVISE_MODE: u32 = 0o755;
+/// `supervise/control` in the skeleton: the user and its group may write.
+pub const CONTROL_MODE: u32 = 0o660;
+
+/// Who the created entries belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// Run as root: chown every created entry to this uid:gid.
+    Chown { uid: u32, gid: u32 },
+    /// Run as the user itself: what we create is already theirs.
+    Caller { uid: u32, gid: u32 },
+}
+
+impl Owner {
+    fn ids(self) -> (u32, u32) {
+        match self {
+            Owner::Chown { uid, gid } | Owner::Caller { uid, gid } => (uid, gid),
+        }
+    }
+}
+
+/// One entry of the skeleton, relative to a service directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Entry {
+    /// Inside `supervise/` (else at the top of the service directory).
+    in_supervise: bool,
+    name: &'static str,
+    kind: Kind,
+    mode: u32,
+}
+
+const SKELETON: [Entry; 3] = [
+    Entry { in_supervise: false, name: s6::EVENT, kind: Kind::Dir, mode: s6::EVENT_MODE },
+    Entry { in_supervise: false, name: s6::SUPERVISE, kind: Kind::Dir, mode: SUPERVISE_MODE },
+    Entry { in_supervise: true, name: s6::CONTROL, kind: Kind::Fifo, mode: CONTROL_MODE },
+];
+
+/// What seeding did, for `-v` and warnings.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Paths created.
+    pub created: Vec<String>,
+    /// Existing entries kept although their mode or owner differs from the
+    /// skeleton's (the user may be unable to use them).
+    pub kept_different: Vec<(String, u32, u32, u32)>,
+}
+
+/// Seeds `svc` and, when it has a `log/` directory, `svc/log`.
+pub fn seed(svc: &Dir, owner: Owner) -> Result<Report> {
+    let log = match svc.stat_at(OsStr::new(s6::LOG))? {
+        Some(st) if st.kind == Kind::Dir => Some(svc.open_dir(OsStr::new(s6::LOG))?),
+        Some(st) if st.kind == Kind::Symlink => {
+            return Err(Error::refused("seed", svc.child_path(OsStr::new(s6::LOG)), "is a symlink"));
+        }
+        // No logger (a non-directory `log` is ignored by s6-svscan too).
+        _ => None,
+    };
+    let mut todo = vec![svc];
+    todo.extend(log.as_ref());
+    // Check everything first, so that a refusal leaves nothing behind.
+    for dir in &todo {
+        check(dir)?;
+    }
+    let mut report = Report::default();
+    for dir in todo {
+        apply(dir, owner, &mut report)?;
+    }
+    Ok(report)
+}
+
+/// The kind `name` must have if it exists; `Ok(false)` if it is absent.
+fn expect_kind(dir: &Dir, name: &str, kind: Kind) -> Result<bool> {
+    match dir.stat_at(OsStr::new(name))? {
+        None => Ok(false),
+        Some(st) if st.kind == kind => Ok(true),
+        Some(st) => {
+            let what = crate::fs::dir_describe(st.kind);
+            let want = if kind == Kind::Dir { "a directory" } else { "a FIFO" };
+            Err(Error::refused("seed", dir.child_path(OsStr::new(name)), format!("{what}, expected {want}")))
+        }
+    }
+}
+
+fn check(svc: &Dir) -> Result<()> {
+    let mut supervise_exists = false;
+    for e in SKELETON.iter().filter(|e| !e.in_supervise) {
+        let exists = expect_kind(svc, e.name, e.kind)?;
+        supervise_exists |= exists && e.name == s6::SUPERVISE;
+    }
+    if supervise_exists {
+        let sup = svc.open_dir(OsStr::new(s6::SUPERVISE))?;
+        for e in SKELETON.iter().filter(|e| e.in_supervise) {
+            expect_kind(&sup, e.name, e.kind)?;
+        }
+    }
+    Ok(())
+}
+
+fn apply(svc: &Dir, owner: Owner, report: &mut Report) -> Result<()> {
+    for e in SKELETON.iter().filter(|e| !e.in_supervise) {
+        place(svc, e, owner, report)?;
+    }
+    let sup = svc.open_dir(OsStr::new(s6::SUPERVISE))?;
+    for e in SKELETON.iter().filter(|e| e.in_supervise) {
+        place(&sup, e, owner, report)?;
+    }
+    Ok(())
+}
+
+/// Creates one entry if absent (mode exact, owner set, both verified) or
+/// checks the existing one, which is left exactly as it is.
+fn place(dir: &Dir, e: &Entry, owner: Owner, report: &mut Report) -> Result<()> {
+    let name = OsStr::new(e.name);
+    let path = dir.child_path(name);
+    // Created 0700/0600 first: nobody else can use it before it is ours.
+    let created = match e.kind {
+        Kind::Dir => dir.mkdir_at(name, 0o700)?,
+        _ => dir.mkfifo_at(name, 0o600)?,
+    };
+    let mut node = dir.open_node(name)?;
+    if node.stat().kind != e.kind {
+        // Replaced between our check and now: refuse, as the check would have.
+        expect_kind(dir, e.name, e.kind)?;
+        return Err(Error::refused("seed", &path, "changed while being seeded"));
+    }
+    let (uid, gid) = owner.ids();
+    if !created {
+        let st = node.stat();
+        if st.mode != e.mode || st.uid != uid || st.gid != gid {
+            report.kept_different.push((path.display().to_string(), st.mode, st.uid, st.gid));
+        }
+        return Ok(());
+    }
+    if let Owner::Chown { uid, gid } = owner {
+        node.chown(uid, gid)?;
+    }
+    // Mode last: a chown may clear set-id bits, the mode puts them back.
+    node.chmod(e.mode)?;
+    let st = *node.restat()?;
+    if st.mode != e.mode || st.uid != uid || st.gid != gid {
+        return Err(Error::refused(
+            "seed",
+            &path,
+            format!("ended up {:04o} {}:{} instead of {:04o} {uid}:{gid}", st.mode, st.uid, st.gid, e.mode),
+        ));
+    }
+    report.created.push(path.display().to_string());
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! One module per tool; each exposes `PROG`, `USAGE` and
+//! `main(argv) -> ExitCode`, and reads like the tool's page in `doc/`.
+
+pub mod seed_supervise;

@@ -1,0 +1,123 @@
+//! hermes-seed-supervise: pre-create the supervise skeleton of service
+//! directories so that USER can control them. See doc/hermes-seed-supervise.md.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::cli::{self, Arg};
+use crate::fs::Dir;
+use crate::msg::{self, exit};
+use crate::skeleton::{self, Owner};
+use crate::user;
+
+pub const PROG: &str = "hermes-seed-supervise";
+pub const USAGE: &str = "hermes-seed-supervise [ -v ] [ -u user ] servicedir...";
+
+#[derive(Debug, PartialEq, Eq)]
+struct Args {
+    user: String,
+    verbose: bool,
+    dirs: Vec<PathBuf>,
+}
+
+enum Parsed {
+    Run(Args),
+    Help,
+}
+
+fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error> {
+    let mut p = cli::parser(argv);
+    let mut args = Args { user: "hermes".into(), verbose: false, dirs: Vec::new() };
+    while let Some(arg) = p.next()? {
+        match arg {
+            Arg::Short('u') => args.user = cli::string(p.value()?, "user")?,
+            Arg::Short('v') => args.verbose = true,
+            Arg::Short('h') => return Ok(Parsed::Help),
+            Arg::Value(first) => {
+                args.dirs = cli::rest(first, &mut p)?.into_iter().map(PathBuf::from).collect();
+                break;
+            }
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    if args.dirs.is_empty() {
+        return Err("missing servicedir".into());
+    }
+    Ok(Parsed::Run(args))
+}
+
+pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args = match parse(argv) {
+        Ok(Parsed::Run(args)) => args,
+        Ok(Parsed::Help) => return msg::help(USAGE),
+        Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
+    };
+    let account = match user::resolve(&args.user) {
+        Ok(a) => a,
+        Err(e) => return msg::fatal(PROG, e.exit_code(), e),
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    let owner = if euid == 0 {
+        Owner::Chown { uid: account.uid, gid: account.gid }
+    } else if euid == account.uid {
+        Owner::Caller { uid: account.uid, gid: account.gid }
+    } else {
+        let why = format!("must run as root or as {} (uid {}), not as uid {euid}", args.user, account.uid);
+        return msg::fatal(PROG, exit::PERMANENT, why);
+    };
+    // Several operands: report each failure, go on, exit with the last code.
+    let mut code = 0;
+    for dir in &args.dirs {
+        if let Err(c) = seed_one(dir, owner, args.verbose, args.dirs.len() == 1) {
+            code = c;
+        }
+    }
+    ExitCode::from(code)
+}
+
+fn seed_one(dir: &Path, owner: Owner, verbose: bool, alone: bool) -> Result<(), u8> {
+    let report = Dir::open(dir).and_then(|d| skeleton::seed(&d, owner)).map_err(|e| {
+        let code = e.exit_code();
+        if alone {
+            msg::fatal(PROG, code, &e);
+        } else {
+            msg::warn(PROG, &e);
+        }
+        code
+    })?;
+    for (path, mode, uid, gid) in &report.kept_different {
+        msg::warn(PROG, format_args!("keeping existing {path} ({mode:04o} {uid}:{gid}): the user may be unable to use it"));
+    }
+    if verbose {
+        for path in &report.created {
+            msg::info(PROG, format_args!("created {path}"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(v: &[&str]) -> Result<Parsed, cli::Error> {
+        parse(std::iter::once(PROG).chain(v.iter().copied()).map(OsString::from))
+    }
+
+    #[test]
+    fn parses_posix_style() {
+        let Ok(Parsed::Run(a)) = run(&["-v", "-u", ":1:2", "a", "-u", "b"]) else { panic!() };
+        assert_eq!(a, Args { user: ":1:2".into(), verbose: true, dirs: vec!["a".into(), "-u".into(), "b".into()] });
+        let Ok(Parsed::Run(a)) = run(&["--", "-x"]) else { panic!() };
+        assert_eq!(a.dirs, vec![PathBuf::from("-x")]);
+        assert!(matches!(run(&["-h"]), Ok(Parsed::Help)));
+    }
+
+    #[test]
+    fn refuses_bad_usage() {
+        assert!(run(&[]).is_err());
+        assert!(run(&["-x", "dir"]).is_err());
+        assert!(run(&["-u"]).is_err());
+    }
+}
