@@ -60,7 +60,7 @@ test-integration: deps
 
 demo: deps
 	rm -rf $(OVERLAY) && $(MAKE) --no-print-directory install DESTDIR=$(OVERLAY)
-	HERMES_S6_DESTDIR=$(OVERLAY) bash tests/demo/demo
+	HERMES_S6_DESTDIR=$(OVERLAY) bash tests/container/demo
 
 bench: deps all
 	bash bench/run
