@@ -297,7 +297,8 @@ impl Dir {
         Ok(Some(data))
     }
 
-    pub(crate) fn fd(&self) -> BorrowedFd<'_> {
+    /// The directory's fd, for `*at` calls the layer does not wrap.
+    pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
 }

@@ -2,6 +2,9 @@
 //! s6-svscan use in a service directory and a scan directory.
 //! Every literal of that protocol lives here (reference: s6.md §1-§2).
 
+pub mod control;
+pub mod status;
+
 /// The fifodir for event subscribers (top level of the service directory
 /// since the first s6 release; there is no `supervise/event` in s6).
 pub const EVENT: &str = "event";
