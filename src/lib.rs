@@ -8,6 +8,8 @@
 //! * [`s6`]: names and modes of s6's on-disk protocol;
 //! * [`skeleton`]: the supervise skeleton that lets the user control a service;
 //! * [`user`]: accounts from `/etc/passwd` and `/etc/group`, privilege drop;
+//! * [`exec`]: chain loading into the next program, exit 126/127 on failure;
+//! * [`truthy`]: the exact set of values that switch a feature on;
 //! * [`error`], [`msg`], [`cli`]: errors, skarnet-style messages and exit
 //!   codes, option parsing conventions.
 //!
@@ -15,11 +17,13 @@
 
 pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod fs;
 pub mod msg;
 pub mod s6;
 pub mod skeleton;
 pub mod tool;
+pub mod truthy;
 pub mod user;
 
 pub use error::{Error, Result};

@@ -55,6 +55,13 @@ pub fn info(prog: &str, what: impl Display) {
     emit(format_args!("{prog}: info: {what}\n"));
 }
 
+/// One line exactly as given (no `prog:` prefix), for lines whose wording
+/// is fixed elsewhere and may be searched for in logs, such as upstream's
+/// `[dashboard] …` warnings.
+pub fn line(text: impl Display) {
+    emit(format_args!("{text}\n"));
+}
+
 /// A usage error: an optional reason, then `prog: usage: <usage>`; exit 100.
 pub fn usage(prog: &str, usage: &str, why: Option<&dyn Display>) -> ExitCode {
     if let Some(why) = why {

@@ -1,4 +1,6 @@
 //! One module per tool; each exposes `PROG`, `USAGE` and
 //! `main(argv) -> ExitCode`, and reads like the tool's page in `doc/`.
 
+pub mod dashboard_finish;
+pub mod dashboard_run;
 pub mod seed_supervise;
