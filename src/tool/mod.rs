@@ -2,3 +2,4 @@
 //! `main(argv) -> ExitCode`, and reads like the tool's page in `doc/`.
 
 pub mod seed_supervise;
+pub mod svscan_perms;
