@@ -22,6 +22,8 @@ use std::ffi::OsStr;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+use nix::errno::Errno;
+
 use crate::error::{Error, Result};
 use crate::fs::{Dir, Kind, Node, Stat, dir_describe};
 use crate::s6;
@@ -281,16 +283,20 @@ fn conform<P: Pinned>(obj: &mut P, st: Stat, want: &Want, act: Act, log: &mut Ve
 /// first) when absent. `dev`, when given, is the only filesystem allowed.
 pub fn conform_dir(parent: &Dir, name: &str, want: &Want, dev: Option<u64>, act: Act, log: &mut Vec<Change>) -> Result<Found<Dir>> {
     let name = OsStr::new(name);
-    let created = match parent.stat_at(name)? {
-        None if act == Act::Check => {
+    // Open first: the common case (it exists) costs no extra stat.
+    let (mut dir, created) = match parent.open_dir(name) {
+        Ok(dir) => (dir, false),
+        Err(e) if e.errno() != Some(Errno::ENOENT) => return Err(e),
+        Err(_) if act == Act::Check => {
             log.push(Change::Create { path: parent.child_path(name), kind: Kind::Dir });
             log_fresh(parent.child_path(name), want, log);
             return Ok(Found::Absent);
         }
-        None => parent.mkdir_at(name, 0o700)?,
-        Some(_) => false,
+        Err(_) => {
+            let created = parent.mkdir_at(name, 0o700)?;
+            (parent.open_dir(name)?, created)
+        }
     };
-    let mut dir = parent.open_dir(name)?;
     let st = dir.stat()?;
     vet(dir.path(), &st, want, dev)?;
     if created {
@@ -304,16 +310,19 @@ pub fn conform_dir(parent: &Dir, name: &str, want: &Want, dev: Option<u64>, act:
 /// first) when absent. It is pinned with `O_PATH` and never opened for I/O.
 pub fn conform_fifo(parent: &Dir, name: &str, want: &Want, dev: Option<u64>, act: Act, log: &mut Vec<Change>) -> Result<Found<Node>> {
     let name = OsStr::new(name);
-    let created = match parent.stat_at(name)? {
-        None if act == Act::Check => {
+    let (mut node, created) = match parent.open_node(name) {
+        Ok(node) => (node, false),
+        Err(e) if e.errno() != Some(Errno::ENOENT) => return Err(e),
+        Err(_) if act == Act::Check => {
             log.push(Change::Create { path: parent.child_path(name), kind: Kind::Fifo });
             log_fresh(parent.child_path(name), want, log);
             return Ok(Found::Absent);
         }
-        None => parent.mkfifo_at(name, 0o600)?,
-        Some(_) => false,
+        Err(_) => {
+            let created = parent.mkfifo_at(name, 0o600)?;
+            (parent.open_node(name)?, created)
+        }
     };
-    let mut node = parent.open_node(name)?;
     let st = *node.stat();
     vet(node.path(), &st, want, dev)?;
     if created {

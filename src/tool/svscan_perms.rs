@@ -114,11 +114,13 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         missing: false,
     };
     run.static_services();
-    let user_scandir = match args.topology {
+    let (root_scandir, user_scandir) = match args.topology {
         Topology::Shared => run.shared(),
         Topology::Isolated => run.isolated(),
     };
-    run.sweep_scandirs(user_scandir);
+    for dir in root_scandir.iter().chain(user_scandir.iter()) {
+        run.sweep(dir);
+    }
     let code = if run.failed {
         exit::SYSTEM
     } else if run.missing && args.act == Act::Check {
@@ -227,31 +229,40 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// Shared topology: root's scan directory for the user. Returns the
-    /// user's scan directory if it exists, for the sweep.
-    fn shared(&mut self) -> Option<Dir> {
-        let mut log = Vec::new();
-        let done = Dir::open(&self.args.scandir)
-            .and_then(|dir| scandir::share(&dir, self.uid, self.gid, &self.cred, self.args.act, &mut log));
-        self.changed(&log);
-        match done {
-            Ok(answer) => {
-                self.missing |= !(answer.slots.is_yes() && answer.svscanctl.is_yes());
-                self.say(format_args!("scandir {} (shared): {answer}", shown(&self.args.scandir)));
-            }
-            Err(e) => self.fail(&e),
-        }
-        match scandir::open_strict(&self.args.user_scandir) {
-            Ok(dir) => dir,
+    /// Shared topology: root's scan directory for the user, swept first
+    /// (while the user cannot write it yet). Returns the user's scan
+    /// directory if it exists, for the sweep.
+    fn shared(&mut self) -> (Option<Dir>, Option<Dir>) {
+        let root_dir = match Dir::open(&self.args.scandir) {
+            Ok(dir) => Some(dir),
             Err(e) => {
                 self.fail(&e);
                 None
             }
+        };
+        if let Some(dir) = &root_dir {
+            self.sweep(dir);
+            let mut log = Vec::new();
+            let done = scandir::share(dir, self.uid, self.gid, &self.cred, self.args.act, &mut log);
+            self.changed(&log);
+            match done {
+                Ok(answer) => {
+                    self.missing |= !(answer.slots.is_yes() && answer.svscanctl.is_yes());
+                    self.say(format_args!("scandir {} (shared): {answer}", shown(&self.args.scandir)));
+                }
+                Err(e) => self.fail(&e),
+            }
         }
+        let user_dir = scandir::open_strict(&self.args.user_scandir).unwrap_or_else(|e| {
+            self.fail(&e);
+            None
+        });
+        (None, user_dir)
     }
 
-    /// Isolated topology: the user's scan directory; root's is only looked at.
-    fn isolated(&mut self) -> Option<Dir> {
+    /// Isolated topology: the user's scan directory is made; root's is only
+    /// looked at. Returns both (when they exist), for the sweep.
+    fn isolated(&mut self) -> (Option<Dir>, Option<Dir>) {
         let mut log = Vec::new();
         let done = scandir::create_user_scandir(&self.args.user_scandir, self.uid, self.gid, &self.cred, self.args.act, &mut log);
         self.changed(&log);
@@ -269,57 +280,50 @@ impl Run<'_> {
                 None
             }
         };
-        match Dir::open(&self.args.scandir).and_then(|d| scandir::inspect(&d, &self.cred)) {
-            Ok(answer) => {
-                self.say(format_args!("scandir {} (root's, left root-only): {answer}", shown(&self.args.scandir)));
-                if answer.slots.is_yes() || answer.svscanctl.is_yes() {
-                    msg::warn(
-                        PROG,
-                        format_args!(
-                            "{} can change {}, the scan directory of root's s6-svscan: whatever it adds there runs as root",
-                            self.args.user,
-                            shown(&self.args.scandir)
-                        ),
-                    );
-                }
-            }
-            // No root scan directory here: nothing to protect, nothing to sweep.
-            Err(e) if e.errno() == Some(Errno::ENOENT) => {}
-            Err(e) => self.fail(&e),
-        }
-        user_dir
-    }
-
-    /// Leftovers of interrupted slot builds in both scan directories.
-    fn sweep_scandirs(&mut self, user_dir: Option<Dir>) {
         let root_dir = match Dir::open(&self.args.scandir) {
-            Ok(d) => Some(d),
-            Err(e) if e.errno() == Some(Errno::ENOENT) && self.args.topology == Topology::Isolated => None,
+            Ok(dir) => Some(dir),
+            // No root scan directory here: nothing to protect, nothing to sweep.
+            Err(e) if e.errno() == Some(Errno::ENOENT) => None,
             Err(e) => {
-                // Already reported by the shared topology's step.
-                if self.args.topology == Topology::Isolated {
-                    self.fail(&e);
-                }
+                self.fail(&e);
                 None
             }
         };
-        for dir in root_dir.iter().chain(user_dir.iter()) {
-            let names = match scandir::leftovers(dir) {
-                Ok(n) => n,
-                Err(e) => {
-                    self.fail(&e);
-                    continue;
+        if let Some(dir) = &root_dir {
+            match scandir::inspect(dir, &self.cred) {
+                Ok(answer) => {
+                    self.say(format_args!("scandir {} (root's, left root-only): {answer}", shown(&self.args.scandir)));
+                    if answer.slots.is_yes() || answer.svscanctl.is_yes() {
+                        msg::warn(
+                            PROG,
+                            format_args!(
+                                "{} can change {}, the scan directory of root's s6-svscan: whatever it adds there runs as root",
+                                self.args.user,
+                                shown(&self.args.scandir)
+                            ),
+                        );
+                    }
                 }
-            };
-            for name in names {
-                let mut log = Vec::new();
-                let done = scandir::sweep(dir, &name, self.args.act, &mut log);
-                self.changed(&log);
-                match done {
-                    Ok(()) if !log.is_empty() => self.say(format_args!("leftover {}: would remove", shown(&dir.child_path(&name)))),
-                    Ok(()) => {}
-                    Err(e) => self.fail(&e),
-                }
+                Err(e) => self.fail(&e),
+            }
+        }
+        (root_dir, user_dir)
+    }
+
+    /// Removes the leftovers of interrupted slot builds in one scan directory.
+    fn sweep(&mut self, dir: &Dir) {
+        let names = match scandir::leftovers(dir) {
+            Ok(n) => n,
+            Err(e) => return self.fail(&e),
+        };
+        for name in names {
+            let mut log = Vec::new();
+            let done = scandir::sweep(dir, &name, self.args.act, &mut log);
+            self.changed(&log);
+            match done {
+                Ok(()) if !log.is_empty() => self.say(format_args!("leftover {}: would remove", shown(&dir.child_path(&name)))),
+                Ok(()) => {}
+                Err(e) => self.fail(&e),
             }
         }
     }

@@ -133,7 +133,7 @@ emu_root sh -ec '
 etc_before=$(emu_root sh -c 'stat -c "%n %a %U:%G %z" /etc /etc/passwd /etc/group; sha256sum /etc/passwd')
 rest_before=$(tree_state $LIVE /run/service/.s6-svscan)
 assert_rc 1 emu_root $PERMS -n -t shared
-assert_eq "leftover /run/service/.gateway-default.tmp: would remove" "$(tail -n 1 <<<"$ASSERT_OUT")" "-n sees the leftover"
+assert_eq "leftover /run/service/.gateway-default.tmp: would remove" "$(grep '^leftover' <<<"$ASSERT_OUT")" "-n sees the leftover"
 assert_rc 0 emu_root $PERMS -v -t shared
 assert_eq "hermes-svscan-perms: info: remove /run/service/.gateway-default.tmp" "$ASSERT_OUT" "-v: one line per change"
 assert_rc 1 emu_root test -e /run/service/.gateway-default.tmp
