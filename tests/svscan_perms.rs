@@ -623,6 +623,8 @@ fn race(l: &Layout, c: &Canary, pid: nix::unistd::Pid, extra: &[&str], runs: usi
     };
     assert_eq!(code, 0, "the attacker could not do a single swap");
     assert_eq!(c.state(), before);
+    let inside: Vec<_> = std::fs::read_dir(&c.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(inside, ["canary"], "something was created next to the canary");
     (ok, refused)
 }
 
@@ -704,11 +706,15 @@ fn attack_directories_renamed_mid_walk() {
     chown(&sd.join("z-outside"), UID, GID);
     // The scan directory is the user's too (shared topology), with a leftover to sweep.
     chown(&l.scan(), UID, GID);
+    // (Built aside and renamed in: a path-based mkdir inside the name the
+    // attacker swaps would follow its symlink.)
     let sweep_outside = || {
         let t = l.scan().join(".gateway-x.tmp");
         if std::fs::symlink_metadata(&t).is_err() {
-            let _ = std::fs::create_dir_all(t.join("sub"));
-            let _ = std::fs::hard_link(&c.file, t.join("sub/link"));
+            let aside = l.scan().join(".aside");
+            let _ = std::fs::create_dir_all(aside.join("sub"));
+            let _ = std::fs::hard_link(&c.file, aside.join("sub/link"));
+            let _ = std::fs::rename(&aside, &t);
         }
     };
     sweep_outside();
