@@ -39,9 +39,11 @@ pub const SVSCAN_DIR_MODE: u32 = 0o710;
 /// `.s6-svscan/control` when the group may use `s6-svscanctl`.
 pub const SVSCAN_CONTROL_MODE: u32 = 0o620;
 
-/// Permission bits asked of an inode.
+/// Read permission, as asked of [`Cred::may`].
 pub const R: u32 = 4;
+/// Write permission.
 pub const W: u32 = 2;
+/// Search (directories) or execute permission.
 pub const X: u32 = 1;
 
 /// Whether a run changes the filesystem or only looks at it.
@@ -121,6 +123,7 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// Whether the answer is yes.
     pub fn is_yes(&self) -> bool {
         *self == Answer::Yes
     }
@@ -160,6 +163,7 @@ pub struct ServiceAccess {
 }
 
 impl ServiceAccess {
+    /// Whether the user may do all three.
     pub fn all_yes(&self) -> bool {
         self.status.is_yes() && self.control.is_yes() && self.events.is_yes()
     }
@@ -180,6 +184,7 @@ pub enum Found<T> {
 }
 
 impl<T> Found<T> {
+    /// The stat of a present object; `None` when absent.
     pub fn stat(&self) -> Option<&Stat> {
         match self {
             Found::Absent => None,

@@ -84,7 +84,7 @@ impl Layout {
     fn user_scan(&self) -> PathBuf {
         self.s.join("run/hermes/service")
     }
-    fn args<'a>(&self, extra: &[&'a str]) -> Vec<String> {
+    fn args(&self, extra: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         for (o, p) in [("-r", self.sd()), ("-s", self.scan()), ("-d", self.user_scan())] {
             v.push(o.into());
@@ -304,6 +304,28 @@ fn isolated_topology_creates_the_user_scandir_and_leaves_roots_alone() {
     mode(&l.user_scan(), 0o700);
     ok_silent(&l.run(&[]));
     assert_eq!(&ids(&l.user_scan()), &[DIR, 0o755, UID, GID]);
+}
+
+#[test]
+fn an_obstacle_outside_the_model_is_warned_about_not_changed() {
+    if !root_or_skip("obstacle") {
+        return;
+    }
+    let l = Layout::new("perms-obstacle", &["closed"], &[]);
+    let d = l.sd().join("closed");
+    mode(&d, 0o700);
+    let o = l.run(&[]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "hermes-svscan-perms: warning: :10000:10000 still cannot use {}: status no (service directory 0700 0:0), control no (service directory 0700 0:0), events no (service directory 0700 0:0)\n",
+            d.display()
+        )
+    );
+    assert_model(&d);
+    assert_eq!(&ids(&d), &[DIR, 0o700, 0, 0], "the service directory itself is not the tool's");
+    assert_eq!(l.run(&["-n"]).status.code(), Some(1));
 }
 
 #[test]

@@ -226,7 +226,18 @@ impl Run<'_> {
         let answer = answer?;
         self.missing |= !answer.all_yes();
         self.say(format_args!("service {}: {answer}", shown(svc.path())));
+        if !answer.all_yes() {
+            self.still_cannot(svc.path(), &answer);
+        }
         Ok(())
+    }
+
+    /// After a real run, what the changes could not give the user (an
+    /// obstacle outside the model, such as a 0700 service directory).
+    fn still_cannot(&self, path: &Path, answer: &dyn std::fmt::Display) {
+        if self.args.act == Act::Change {
+            msg::warn(PROG, format_args!("{} still cannot use {}: {answer}", self.args.user, shown(path)));
+        }
     }
 
     /// Shared topology: root's scan directory for the user, swept first
@@ -247,8 +258,12 @@ impl Run<'_> {
             self.changed(&log);
             match done {
                 Ok(answer) => {
-                    self.missing |= !(answer.slots.is_yes() && answer.svscanctl.is_yes());
+                    let all = answer.slots.is_yes() && answer.svscanctl.is_yes();
+                    self.missing |= !all;
                     self.say(format_args!("scandir {} (shared): {answer}", shown(&self.args.scandir)));
+                    if !all {
+                        self.still_cannot(&self.args.scandir, &answer);
+                    }
                 }
                 Err(e) => self.fail(&e),
             }
