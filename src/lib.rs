@@ -7,6 +7,9 @@
 //!   root inside trees the unprivileged user can write (DESIGN §4);
 //! * [`s6`]: names and modes of s6's on-disk protocol;
 //! * [`skeleton`]: the supervise skeleton that lets the user control a service;
+//! * [`perms`]: the `s6-svperms -G/-E` model applied through the fd layer,
+//!   and what the user can do with a service;
+//! * [`scandir`]: scan directories per topology, leftovers of slot builds;
 //! * [`user`]: accounts from `/etc/passwd` and `/etc/group`, privilege drop;
 //! * [`exec`]: chain loading into the next program, exit 126/127 on failure;
 //! * [`truthy`]: the exact set of values that switch a feature on;
@@ -20,7 +23,9 @@ pub mod error;
 pub mod exec;
 pub mod fs;
 pub mod msg;
+pub mod perms;
 pub mod s6;
+pub mod scandir;
 pub mod skeleton;
 pub mod tool;
 pub mod truthy;

@@ -119,10 +119,15 @@ fn fd_removal_never_escapes_a_directory_symlink_swap() {
         assert!(outside.join("f").exists(), "canary deleted after {removed} removals");
         assert_eq!(canary(&outside), before);
         // Put back whatever the removal took, so the attack goes on.
+        // Built aside, then renamed in: writing `d/f` by path could follow
+        // the attacker's symlink the moment `d` exists again (the harness,
+        // not the walk, would then write the canary).
         if std::fs::symlink_metadata(tree.join("d")).is_err() {
-            let _ = std::fs::create_dir(tree.join("d"));
-            let _ = std::fs::write(tree.join("d/f"), "user data");
-            let _ = std::os::unix::fs::lchown(tree.join("d"), Some(UID), Some(GID));
+            let aside = tree.join("d.new");
+            let _ = std::fs::create_dir(&aside);
+            let _ = std::fs::write(aside.join("f"), "user data");
+            let _ = std::os::unix::fs::lchown(&aside, Some(UID), Some(GID));
+            let _ = std::fs::rename(&aside, tree.join("d"));
         }
         if std::fs::symlink_metadata(tree.join("s")).is_err() {
             let _ = symlink(&outside, tree.join("s"));

@@ -4,3 +4,4 @@
 pub mod dashboard_finish;
 pub mod dashboard_run;
 pub mod seed_supervise;
+pub mod svscan_perms;

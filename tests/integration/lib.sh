@@ -15,6 +15,9 @@
 #   emu_down [STATEDIR]                  stop a container (default $EMU)
 #   emu_standin_overlay                  print an overlay dir that installs
 #                                        the stand-in as /usr/bin/hermes
+#   emu_stage2                           s6-overlay's stage 2 after
+#                                        s6-rc-init: /etc/cont-init.d/* in
+#                                        order, then the user bundle's longruns
 # Assertions (on failure: message on stderr, the test exits 1):
 #   assert_rc EXPECTED CMD [ARG...]      CMD's exit code is EXPECTED; its
 #                                        stdout+stderr are left in $ASSERT_OUT
@@ -121,6 +124,34 @@ emu_standin_overlay() {
         install -D -m 0755 -- "$HERMES_STANDIN" "$d/usr/bin/hermes"
     fi
     printf '%s\n' "$d"
+}
+
+# What s6-overlay 3.2.3.x does once s6-rc-init has left every static
+# longrun supervised and down: run /etc/cont-init.d/* in byte order, as
+# root, with the oneshot runner's environment (PATH and RC_NAME only; the
+# container's variables need with-contenv) and cwd (its servicedir); a
+# failing stage does not stop the boot (S6_BEHAVIOUR_IF_STAGE2_FAILS=0).
+# Then bring up the longruns of the `user` bundle as s6-rc does: remove
+# ./down, s6-svc -uwU (with notification-fd) or -uwu.
+emu_stage2() {
+    # shellcheck disable=SC2016 # the inner script expands its own variables
+    emu_root sh -c '
+        cd /run/s6-rc/servicedirs/s6rc-oneshot-runner || exit 111
+        for f in /etc/cont-init.d/*; do
+            [ -f "$f" ] || continue
+            echo "cont-init: info: running $f"
+            rc=0
+            env -i PATH=/command:/usr/bin:/bin RC_NAME=legacy-cont-init "$f" || rc=$?
+            echo "cont-init: info: $f exited $rc"
+        done
+        for m in /etc/s6-overlay/user-bundles.d/user/contents.d/*; do
+            n=${m##*/} d=/run/service/${m##*/}
+            [ -d "$d" ] || continue
+            rm -f "$d/down"
+            w=-wu
+            [ -e "$d/notification-fd" ] && w=-wU
+            s6-svc -u "$w" -T 10000 "$d" || echo "s6-rc: warning: unable to start service $n" >&2
+        done'
 }
 
 _indent() { sed 's/^/    | /'; }

@@ -1,0 +1,390 @@
+//! hermes-svscan-perms: give the user's group control of the static
+//! services and, per topology, of the scan directories; sweep leftovers of
+//! interrupted slot builds; or, with `-n`, only say what is missing.
+//! See doc/hermes-svscan-perms.md.
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use nix::errno::Errno;
+
+use crate::cli::{self, Arg};
+use crate::error::Error;
+use crate::fs::{Dir, Kind};
+use crate::msg::{self, exit};
+use crate::perms::{self, Act, Change, Cred, Found};
+use crate::s6;
+use crate::scandir;
+use crate::user;
+
+pub const PROG: &str = "hermes-svscan-perms";
+pub const USAGE: &str =
+    "hermes-svscan-perms [ -n ] [ -v ] [ -t isolated|shared ] [ -u user ] [ -r servicedirs ] [ -s scandir ] [ -d user_scandir ]";
+
+/// Services read from the service-directory set, at most (s6-svscan 2.12+
+/// caps a scan at 160000 services, loggers included).
+const MAX_SERVICES: usize = 200_000;
+
+/// Where the gateway slots live (DESIGN §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Topology {
+    /// In the user's own scan directory, watched by an s6-svscan run as the user.
+    Isolated,
+    /// In root's scan directory, which the user then owns.
+    Shared,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+struct Args {
+    act: Act,
+    verbose: bool,
+    topology: Topology,
+    user: String,
+    servicedirs: PathBuf,
+    scandir: PathBuf,
+    user_scandir: PathBuf,
+}
+
+enum Parsed {
+    Run(Args),
+    Help,
+}
+
+fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error> {
+    let mut p = cli::parser(argv);
+    let mut args = Args {
+        act: Act::Change,
+        verbose: false,
+        topology: Topology::Isolated,
+        user: "hermes".into(),
+        servicedirs: "/run/s6-rc/servicedirs".into(),
+        scandir: "/run/service".into(),
+        user_scandir: "/run/hermes/service".into(),
+    };
+    let path = |v: OsString, what: &str| -> Result<PathBuf, cli::Error> {
+        if v.is_empty() {
+            return Err(format!("empty {what}").into());
+        }
+        Ok(PathBuf::from(v))
+    };
+    while let Some(arg) = p.next()? {
+        match arg {
+            Arg::Short('n') => args.act = Act::Check,
+            Arg::Short('v') => args.verbose = true,
+            Arg::Short('t') => {
+                args.topology = match cli::string(p.value()?, "topology")?.as_str() {
+                    "isolated" => Topology::Isolated,
+                    "shared" => Topology::Shared,
+                    other => return Err(format!("invalid topology: {other} (isolated or shared)").into()),
+                }
+            }
+            Arg::Short('u') => args.user = cli::string(p.value()?, "user")?,
+            Arg::Short('r') => args.servicedirs = path(p.value()?, "servicedirs")?,
+            Arg::Short('s') => args.scandir = path(p.value()?, "scandir")?,
+            Arg::Short('d') => args.user_scandir = path(p.value()?, "user_scandir")?,
+            Arg::Short('h') => return Ok(Parsed::Help),
+            Arg::Value(v) => return Err(format!("unexpected operand: {}", v.to_string_lossy()).into()),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(Parsed::Run(args))
+}
+
+pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args = match parse(argv) {
+        Ok(Parsed::Run(args)) => args,
+        Ok(Parsed::Help) => return msg::help(USAGE),
+        Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
+    };
+    if !nix::unistd::geteuid().is_root() {
+        return msg::fatal(PROG, exit::PERMANENT, "must run as root");
+    }
+    let account = match user::resolve(&args.user) {
+        Ok(a) => a,
+        Err(e) => return msg::fatal(PROG, e.exit_code(), e),
+    };
+    let mut run = Run {
+        cred: Cred { uid: account.uid, groups: account.groups.clone() },
+        uid: account.uid,
+        gid: account.gid,
+        args: &args,
+        failed: false,
+        missing: false,
+    };
+    run.static_services();
+    let (root_scandir, user_scandir) = match args.topology {
+        Topology::Shared => run.shared(),
+        Topology::Isolated => run.isolated(),
+    };
+    for dir in root_scandir.iter().chain(user_scandir.iter()) {
+        run.sweep(dir);
+    }
+    let code = if run.failed {
+        exit::SYSTEM
+    } else if run.missing && args.act == Act::Check {
+        exit::NEGATIVE
+    } else {
+        0
+    };
+    ExitCode::from(code)
+}
+
+/// One run: the outcome so far, and how to report.
+struct Run<'a> {
+    args: &'a Args,
+    cred: Cred,
+    uid: u32,
+    gid: u32,
+    /// Some object could not be handled (exit 111).
+    failed: bool,
+    /// Something was not in place (under `-n`: exit 1).
+    missing: bool,
+}
+
+impl Run<'_> {
+    fn fail(&mut self, e: &Error) {
+        msg::warn(PROG, e);
+        self.failed = true;
+    }
+
+    /// Records the changes made (or due under `-n`), printing them with `-v`.
+    fn changed(&mut self, log: &[Change]) {
+        if log.is_empty() {
+            return;
+        }
+        self.missing = true;
+        if self.args.verbose {
+            let would = if self.args.act == Act::Check { "would " } else { "" };
+            for c in log {
+                msg::info(PROG, format_args!("{would}{c}"));
+            }
+        }
+    }
+
+    /// Under `-n`, one line of the report on stdout.
+    fn say(&mut self, line: std::fmt::Arguments<'_>) {
+        if self.args.act == Act::Check {
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+                self.failed = true;
+            }
+        }
+    }
+
+    /// Every static service in the service-directory set, and its logger.
+    fn static_services(&mut self) {
+        let set = match Dir::open_trusted(&self.args.servicedirs) {
+            Ok(set) => set,
+            Err(e) if e.errno() == Some(Errno::ENOENT) => {
+                msg::warn(PROG, format_args!("{}: no such directory, so no static services", shown(&self.args.servicedirs)));
+                return;
+            }
+            Err(e) => return self.fail(&e),
+        };
+        let listed = set.stat().and_then(|st| Ok((st.dev, set.entries(MAX_SERVICES)?)));
+        let (dev, mut names) = match listed {
+            Ok(x) => x,
+            Err(e) => return self.fail(&e),
+        };
+        names.retain(|n| perms::is_static_service(n));
+        names.sort();
+        for name in names {
+            if let Err(e) = self.service_pair(&set, &name, dev) {
+                self.fail(&e);
+            }
+        }
+    }
+
+    /// One entry of the set: the service, then its `log/` if it has one.
+    fn service_pair(&mut self, set: &Dir, name: &OsStr, dev: u64) -> crate::Result<()> {
+        match set.stat_at(name)? {
+            // Gone since the listing: nothing to do.
+            None => return Ok(()),
+            Some(st) if st.kind == Kind::Symlink => return Err(Error::refused("use", set.child_path(name), "is a symlink")),
+            // Files are not services.
+            Some(st) if st.kind != Kind::Dir => return Ok(()),
+            Some(_) => {}
+        }
+        let svc = set.open_dir(name)?;
+        self.service(&svc, dev)?;
+        let log = OsStr::new(s6::LOG);
+        match svc.stat_at(log)? {
+            Some(st) if st.kind == Kind::Dir => self.service(&svc.open_dir(log)?, dev),
+            Some(st) if st.kind == Kind::Symlink => Err(Error::refused("use", svc.child_path(log), "is a symlink")),
+            // No logger (s6-svscan ignores a non-directory log too).
+            _ => Ok(()),
+        }
+    }
+
+    fn service(&mut self, svc: &Dir, dev: u64) -> crate::Result<()> {
+        let mut log = Vec::new();
+        let answer = perms::service(svc, self.gid, &self.cred, Some(dev), self.args.act, &mut log);
+        // What was done before a failure is reported too.
+        self.changed(&log);
+        let answer = answer?;
+        self.missing |= !answer.all_yes();
+        self.say(format_args!("service {}: {answer}", shown(svc.path())));
+        if !answer.all_yes() {
+            self.still_cannot(svc.path(), &answer);
+        }
+        Ok(())
+    }
+
+    /// After a real run, what the changes could not give the user (an
+    /// obstacle outside the model, such as a 0700 service directory).
+    fn still_cannot(&self, path: &Path, answer: &dyn std::fmt::Display) {
+        if self.args.act == Act::Change {
+            msg::warn(PROG, format_args!("{} still cannot use {}: {answer}", self.args.user, shown(path)));
+        }
+    }
+
+    /// Shared topology: root's scan directory for the user, swept first
+    /// (while the user cannot write it yet). Returns the user's scan
+    /// directory if it exists, for the sweep.
+    fn shared(&mut self) -> (Option<Dir>, Option<Dir>) {
+        let root_dir = match Dir::open(&self.args.scandir) {
+            Ok(dir) => Some(dir),
+            Err(e) => {
+                self.fail(&e);
+                None
+            }
+        };
+        if let Some(dir) = &root_dir {
+            self.sweep(dir);
+            let mut log = Vec::new();
+            let done = scandir::share(dir, self.uid, self.gid, &self.cred, self.args.act, &mut log);
+            self.changed(&log);
+            match done {
+                Ok(answer) => {
+                    let all = answer.slots.is_yes() && answer.svscanctl.is_yes();
+                    self.missing |= !all;
+                    self.say(format_args!("scandir {} (shared): {answer}", shown(&self.args.scandir)));
+                    if !all {
+                        self.still_cannot(&self.args.scandir, &answer);
+                    }
+                }
+                Err(e) => self.fail(&e),
+            }
+        }
+        let user_dir = scandir::open_strict(&self.args.user_scandir).unwrap_or_else(|e| {
+            self.fail(&e);
+            None
+        });
+        (None, user_dir)
+    }
+
+    /// Isolated topology: the user's scan directory is made; root's is only
+    /// looked at. Returns both (when they exist), for the sweep.
+    fn isolated(&mut self) -> (Option<Dir>, Option<Dir>) {
+        let mut log = Vec::new();
+        let done = scandir::create_user_scandir(&self.args.user_scandir, self.uid, self.gid, &self.cred, self.args.act, &mut log);
+        self.changed(&log);
+        let user_dir = match done {
+            Ok((found, answer)) => {
+                self.missing |= !answer.is_yes();
+                self.say(format_args!("scandir {} (user's): slots {answer}", shown(&self.args.user_scandir)));
+                match found {
+                    Found::Present(dir, _) => Some(dir),
+                    Found::Absent => None,
+                }
+            }
+            Err(e) => {
+                self.fail(&e);
+                None
+            }
+        };
+        let root_dir = match Dir::open(&self.args.scandir) {
+            Ok(dir) => Some(dir),
+            // No root scan directory here: nothing to protect, nothing to sweep.
+            Err(e) if e.errno() == Some(Errno::ENOENT) => None,
+            Err(e) => {
+                self.fail(&e);
+                None
+            }
+        };
+        if let Some(dir) = &root_dir {
+            match scandir::inspect(dir, &self.cred) {
+                Ok(answer) => {
+                    self.say(format_args!("scandir {} (root's, left root-only): {answer}", shown(&self.args.scandir)));
+                    if answer.slots.is_yes() || answer.svscanctl.is_yes() {
+                        msg::warn(
+                            PROG,
+                            format_args!(
+                                "{} can change {}, the scan directory of root's s6-svscan: whatever it adds there runs as root",
+                                self.args.user,
+                                shown(&self.args.scandir)
+                            ),
+                        );
+                    }
+                }
+                Err(e) => self.fail(&e),
+            }
+        }
+        (root_dir, user_dir)
+    }
+
+    /// Removes the leftovers of interrupted slot builds in one scan directory.
+    fn sweep(&mut self, dir: &Dir) {
+        let names = match scandir::leftovers(dir) {
+            Ok(n) => n,
+            Err(e) => return self.fail(&e),
+        };
+        for name in names {
+            let mut log = Vec::new();
+            let done = scandir::sweep(dir, &name, self.args.act, &mut log);
+            self.changed(&log);
+            match done {
+                Ok(()) if !log.is_empty() => self.say(format_args!("leftover {}: would remove", shown(&dir.child_path(&name)))),
+                Ok(()) => {}
+                Err(e) => self.fail(&e),
+            }
+        }
+    }
+}
+
+fn shown(p: &Path) -> String {
+    msg::printable(&p.to_string_lossy()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(v: &[&str]) -> Result<Parsed, cli::Error> {
+        parse(std::iter::once(PROG).chain(v.iter().copied()).map(OsString::from))
+    }
+
+    #[test]
+    fn defaults_are_the_image_layout() {
+        let Ok(Parsed::Run(a)) = run(&[]) else { panic!() };
+        assert_eq!(
+            a,
+            Args {
+                act: Act::Change,
+                verbose: false,
+                topology: Topology::Isolated,
+                user: "hermes".into(),
+                servicedirs: "/run/s6-rc/servicedirs".into(),
+                scandir: "/run/service".into(),
+                user_scandir: "/run/hermes/service".into(),
+            }
+        );
+    }
+
+    #[test]
+    fn parses_every_option_posix_style() {
+        let Ok(Parsed::Run(a)) = run(&["-nv", "-tshared", "-u", ":1:2", "-r", "/r", "-s/s", "-d", "/d"]) else { panic!() };
+        assert_eq!((a.act, a.verbose, a.topology, a.user.as_str()), (Act::Check, true, Topology::Shared, ":1:2"));
+        assert_eq!((a.servicedirs, a.scandir, a.user_scandir), ("/r".into(), "/s".into(), "/d".into()));
+        assert!(matches!(run(&["-v", "-h"]), Ok(Parsed::Help)));
+    }
+
+    #[test]
+    fn refuses_bad_usage() {
+        for bad in [&["-t", "both"][..], &["-t"], &["-x"], &["operand"], &["-r", ""], &["--", "x"], &["-u"]] {
+            assert!(run(bad).is_err(), "{bad:?}");
+        }
+    }
+}
