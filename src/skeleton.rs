@@ -88,6 +88,59 @@ pub fn seed(svc: &Dir, owner: Owner) -> Result<Report> {
     Ok(report)
 }
 
+/// Seeds `svc`, and `log` when given, both directories the caller has
+/// just created and that nobody else can write (root-owned while root
+/// builds them, or the caller's own): the same entries, modes and owners
+/// as [`seed`], at a fraction of the cost. Nothing can exist there yet and
+/// nobody can swap an entry, so there is no check pass and entries are
+/// set by name instead of through pinned fds. Set-id modes (which chmod
+/// may silently drop) are read back. Anything already there is an error.
+pub fn seed_fresh(svc: &Dir, log: Option<&Dir>, owner: Owner) -> Result<()> {
+    for dir in std::iter::once(svc).chain(log) {
+        for e in SKELETON.iter().filter(|e| !e.in_supervise) {
+            create(dir, e, owner)?;
+        }
+        let sup = dir.open_dir(OsStr::new(s6::SUPERVISE))?;
+        for e in SKELETON.iter().filter(|e| e.in_supervise) {
+            create(&sup, e, owner)?;
+        }
+    }
+    Ok(())
+}
+
+/// One entry of [`seed_fresh`].
+fn create(dir: &Dir, e: &Entry, owner: Owner) -> Result<()> {
+    let name = OsStr::new(e.name);
+    let created = match e.kind {
+        Kind::Dir => dir.mkdir_at(name, e.mode & 0o777)?,
+        _ => dir.mkfifo_at(name, e.mode & 0o777)?,
+    };
+    if !created {
+        return Err(Error::refused("seed", dir.child_path(name), "exists in a fresh directory"));
+    }
+    if let Owner::Chown { uid, gid } = owner {
+        dir.chown_at(name, uid, gid)?;
+    }
+    if !crate::fs::creation_mode_is_exact(e.mode) {
+        dir.chmod_at(name, e.mode)?;
+    }
+    if e.mode & 0o7000 != 0 {
+        let (uid, gid) = owner.ids();
+        match dir.stat_at(name)? {
+            Some(st) if st.mode == e.mode && st.uid == uid && st.gid == gid => {}
+            Some(st) => {
+                return Err(Error::refused(
+                    "seed",
+                    dir.child_path(name),
+                    format!("ended up {:04o} {}:{} instead of {:04o} {uid}:{gid}", st.mode, st.uid, st.gid, e.mode),
+                ));
+            }
+            None => return Err(Error::refused("seed", dir.child_path(name), "vanished while being seeded")),
+        }
+    }
+    Ok(())
+}
+
 /// The kind `name` must have if it exists; `Ok(false)` if it is absent.
 fn expect_kind(dir: &Dir, name: &str, kind: Kind) -> Result<bool> {
     match dir.stat_at(OsStr::new(name))? {

@@ -1,4 +1,5 @@
 //! One module per tool; each exposes `PROG`, `USAGE` and
 //! `main(argv) -> ExitCode`, and reads like the tool's page in `doc/`.
 
+pub mod reconcile;
 pub mod seed_supervise;
