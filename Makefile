@@ -8,7 +8,7 @@
 
 TARGET   := x86_64-unknown-linux-musl
 RELEASE  := target/$(TARGET)/release
-TOOLS    := hermes-seed-supervise
+TOOLS    := hermes-seed-supervise hermes-reconcile
 DESTDIR  ?=
 OVERLAY  := $(CURDIR)/target/overlay
 
