@@ -447,7 +447,8 @@ pub fn log_line(timestamp: &str, e: &Entry) -> String {
 /// `epoch` as local time, `YYYY-MM-DDTHH:MM:SS+HHMM` (strftime's
 /// `%Y-%m-%dT%H:%M:%S%z`), from the TZ variable or /etc/localtime.
 pub fn local_timestamp(epoch: i64) -> String {
-    let t: libc::time_t = epoch as libc::time_t;
+    // (time_t's width is the C library's: inferred from localtime_r.)
+    let t = epoch as _;
     // SAFETY: an all-zero tm is a valid value; localtime_r fills it.
     let mut tm: libc::tm = unsafe { std::mem::zeroed() };
     // SAFETY: both pointers are valid for the call.

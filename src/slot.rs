@@ -54,8 +54,10 @@ pub const STAGING_PREFIX: &str = ".gateway-";
 pub const STAGING_SUFFIX: &str = ".tmp";
 /// Infix of a leftover staging directory renamed aside.
 pub const ASIDE_INFIX: &str = ".tmp.stale-";
-/// s6-svscan's default `name_max`: longer slot names are skipped by it.
-pub const SLOT_NAME_MAX: usize = 251;
+/// The longest profile name that gets a slot: its staging name must fit
+/// in a file name (255 bytes); its slot name then fits s6-svscan's
+/// default `name_max` (251) too.
+pub const PROFILE_MAX: usize = 255 - STAGING_PREFIX.len() - STAGING_SUFFIX.len();
 
 /// Largest slot file read back when comparing with the rendered content.
 const READ_BACK_CAP: u64 = 64 << 10;
@@ -336,11 +338,11 @@ impl<'a> Builder<'a> {
         let (scandir, owner) = (self.scandir, self.owner);
         let real = OsString::from(name(&slot.profile));
         let staging = OsString::from(staging_name(&slot.profile));
-        if real.len() > SLOT_NAME_MAX {
+        if slot.profile.as_str().len() > PROFILE_MAX {
             return Err(Error::refused(
                 "build",
                 scandir.child_path(&real),
-                format!("slot name longer than {SLOT_NAME_MAX} bytes (s6-svscan would skip it)"),
+                format!("profile name longer than {PROFILE_MAX} bytes: no slot (file name and s6-svscan limits)"),
             ));
         }
         let present = scandir.stat_at(&real)?;
