@@ -399,3 +399,432 @@ fn the_rendered_scripts_are_shellcheck_clean() {
         }
     }
 }
+
+/// Runs the tool as the user with a deadline (a FIFO must never hang it).
+fn tool_within(args: &[String], secs: u64) -> Output {
+    let mut child = Command::new(TOOL)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .uid(UID)
+        .gid(GID)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("hermes-reconcile still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `pattern` with `*` matching any run of characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return text == pattern;
+    }
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// One hostile input: what to plant, then what must come out.
+struct Case {
+    name: &'static str,
+    plant: fn(&Tree),
+    exit: i32,
+    /// Each warning line after `hermes-reconcile: warning: `, with {H}
+    /// (home) and {S} (scan directory) substituted and `*` as a wildcard.
+    warnings: &'static [&'static str],
+    slots: &'static [&'static str],
+}
+
+const GOOD: &[&str] = &["gateway-default", "gateway-good"];
+const WITH_VICTIM: &[&str] = &["gateway-default", "gateway-good", "gateway-victim"];
+
+fn victim_state(t: &Tree) -> PathBuf {
+    t.profile("victim", None).join("gateway_state.json")
+}
+
+/// A root-only file outside the tree, for symlinks to point at.
+fn root_only_secret(t: &Tree) -> PathBuf {
+    let p = t.s.join("secret");
+    std::fs::write(&p, r#"{"desired_state": "running", "secret": "root only"}"#).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+fn named_dir(t: &Tree, name: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let d = t.home().join("profiles").join(std::ffi::OsStr::from_bytes(name));
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("SOUL.md"), "soul").unwrap();
+    chown(&d, UID, GID);
+}
+
+const HOSTILE: &[Case] = &[
+    Case {
+        name: "name with a dot",
+        plant: |t| named_dir(t, b"Bad.Name"),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/Bad.Name: profile name must match [a-z0-9][a-z0-9_-]*; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "upper case name",
+        plant: |t| named_dir(t, b"UPPER"),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/UPPER: profile name must match [a-z0-9][a-z0-9_-]*; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "leading dash",
+        plant: |t| named_dir(t, b"-x"),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/-x: profile name must match [a-z0-9][a-z0-9_-]*; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "252-byte name",
+        plant: |t| named_dir(t, &[b'a'; 252]),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/aaaaaaaaaa*a: profile name too long (252 > 251 bytes); skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "trailing newline",
+        plant: |t| named_dir(t, b"a\n"),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/a\\n: profile name must match [a-z0-9][a-z0-9_-]*; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "non-UTF-8 name",
+        plant: |t| named_dir(t, b"\xff\xfe"),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/\u{fffd}\u{fffd}: profile name must match [a-z0-9][a-z0-9_-]*; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "valid 243-byte name: no slot fits",
+        plant: |t| named_dir(t, &[b'b'; 243]),
+        exit: 0,
+        warnings: &["unable to build {S}/gateway-bbbbbbbb*b: profile name longer than 242 bytes: no slot (file name and s6-svscan limits); gateway-bbb*b not built"],
+        slots: GOOD,
+    },
+    Case {
+        name: "a crashed profile create's staging dir",
+        plant: |t| named_dir(t, b".coder.staging-4242"),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/.coder.staging-4242: profile name must match [a-z0-9][a-z0-9_-]*; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "profiles/default",
+        plant: |t| named_dir(t, b"default"),
+        exit: 0,
+        warnings: &["{H}/profiles/default/ exists: skipped, its slot would collide with the root profile's gateway-default"],
+        slots: GOOD,
+    },
+    Case {
+        name: "state file: symlink to a root-only file",
+        plant: |t| std::os::unix::fs::symlink(root_only_secret(t), victim_state(t)).unwrap(),
+        exit: 0,
+        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: is a symlink; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: symlink to a readable running state",
+        plant: |t| {
+            let target = t.s.join("elsewhere.json");
+            std::fs::write(&target, r#"{"gateway_state": "running"}"#).unwrap();
+            std::os::unix::fs::symlink(target, victim_state(t)).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: is a symlink; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: FIFO",
+        plant: |t| nix::unistd::mkfifo(&victim_state(t), nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap(),
+        exit: 0,
+        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: is a FIFO, expected a regular file; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: directory",
+        plant: |t| std::fs::create_dir(victim_state(t)).unwrap(),
+        exit: 0,
+        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: is a directory, expected a regular file; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: 10 MiB",
+        plant: |t| {
+            let mut big = b"{\"desired_state\": \"running\", \"pad\": \"".to_vec();
+            big.resize(10 << 20, b'x');
+            big.extend_from_slice(b"\"}");
+            std::fs::write(victim_state(t), big).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: larger than 1048576 bytes; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: 100,000-deep nesting",
+        plant: |t| {
+            let deep = format!("{{\"desired_state\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+            std::fs::write(victim_state(t), deep).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (nested deeper than 128 levels); treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: hard link",
+        plant: |t| {
+            let p = victim_state(t);
+            std::fs::write(&p, r#"{"gateway_state": "running"}"#).unwrap();
+            std::fs::hard_link(&p, p.with_file_name("other-name")).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: has 2 hard links; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: unreadable (root, 0600)",
+        plant: |t| {
+            let p = victim_state(t);
+            std::fs::write(&p, r#"{"gateway_state": "running"}"#).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to open {H}/profiles/victim/gateway_state.json: Permission denied; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: JSON but an array",
+        plant: |t| std::fs::write(victim_state(t), r#"["running"]"#).unwrap(),
+        exit: 0,
+        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not a JSON object (an array); treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: truncated",
+        plant: |t| std::fs::write(victim_state(t), r#"{"gateway_state": "runn"#).unwrap(),
+        exit: 0,
+        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (truncated at line 1, column 23); treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: invalid UTF-8, and bytes that would forge a line",
+        plant: |t| std::fs::write(victim_state(t), b"{\"desired_state\": \"\xff\nhermes-reconcile: fatal: forged\"}").unwrap(),
+        exit: 0,
+        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (syntax error at line 2, column 0); treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: empty",
+        plant: |t| std::fs::write(victim_state(t), "").unwrap(),
+        exit: 0,
+        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (truncated at line 1, column 0); treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "root state file: FIFO",
+        plant: |t| {
+            let p = t.home().join("gateway_state.json");
+            nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to read {H}/gateway_state.json: is a FIFO, expected a regular file; treating as no prior state"],
+        slots: GOOD,
+    },
+    Case {
+        name: "SOUL.md: dangling symlink",
+        plant: |t| {
+            let d = t.profile("victim", Some(r#"{"gateway_state": "running"}"#));
+            std::fs::remove_file(d.join("SOUL.md")).unwrap();
+            std::os::unix::fs::symlink("/nonexistent/soul", d.join("SOUL.md")).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/victim/SOUL.md: is a dangling symlink; profile skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "profiles: a symlink",
+        plant: |t| {
+            let real = t.home().join("profiles");
+            let moved = t.s.join("real-profiles");
+            std::fs::rename(&real, &moved).unwrap();
+            std::os::unix::fs::symlink(&moved, &real).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to use {H}/profiles: is a symlink, expected a directory; no named profile reconciled"],
+        slots: &["gateway-default"],
+    },
+    Case {
+        name: "a profile: a symlink to another",
+        plant: |t| std::os::unix::fs::symlink(t.home().join("profiles/good"), t.home().join("profiles/victim")).unwrap(),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/victim: is a symlink (not followed); skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "unreadable profile directory (root, 0700)",
+        plant: |t| {
+            let d = t.home().join("profiles/locked");
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join("SOUL.md"), "soul").unwrap();
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to open {H}/profiles/locked: Permission denied; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "root-owned leftover staging dir (#60774)",
+        plant: |t| {
+            let d = t.scan().join(".gateway-good.tmp");
+            std::fs::create_dir_all(d.join("log")).unwrap();
+            std::fs::write(d.join("run"), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to open {S}/.gateway-good.tmp: Permission denied; left as {S}/.gateway-good.tmp.stale-*"],
+        slots: GOOD,
+    },
+    Case {
+        name: "root-owned leftover of a vanished profile",
+        plant: |t| {
+            let d = t.scan().join(".gateway-gone.tmp");
+            std::fs::create_dir(&d).unwrap();
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to open {S}/.gateway-gone.tmp: Permission denied; left as {S}/.gateway-gone.tmp.stale-*"],
+        slots: GOOD,
+    },
+    Case {
+        name: "a file where the slot goes",
+        plant: |t| {
+            std::fs::write(t.scan().join("gateway-good"), "not a slot").unwrap();
+            chown(&t.scan().join("gateway-good"), UID, GID);
+        },
+        exit: 0,
+        warnings: &[],
+        slots: GOOD,
+    },
+    Case {
+        name: "gateway.pid: a directory",
+        plant: |t| std::fs::create_dir(t.home().join("profiles/good/gateway.pid")).unwrap(),
+        exit: 0,
+        warnings: &["unable to unlink {H}/profiles/good/gateway.pid: Is a directory"],
+        slots: GOOD,
+    },
+    Case {
+        name: "lifecycle ledger: FIFO",
+        plant: |t| {
+            let d = t.home().join("profiles/good/state");
+            std::fs::create_dir(&d).unwrap();
+            nix::unistd::mkfifo(&d.join("gateway.lifecycle.json"), nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+            chown(&d, UID, GID);
+        },
+        exit: 0,
+        warnings: &[],
+        slots: GOOD,
+    },
+    Case {
+        name: "boot log: a symlink",
+        plant: |t| {
+            std::fs::create_dir(t.home().join("logs")).unwrap();
+            chown(&t.home().join("logs"), UID, GID);
+            std::os::unix::fs::symlink(t.s.join("secret"), t.home().join("logs/container-boot.log")).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to append to {H}/logs/container-boot.log: is a symlink; the boot log is incomplete"],
+        slots: GOOD,
+    },
+    Case {
+        name: "logs: a regular file",
+        plant: |t| std::fs::write(t.home().join("logs"), "x").unwrap(),
+        exit: 0,
+        warnings: &["unable to use {H}/logs: is a regular file, expected a directory; the boot log is incomplete"],
+        slots: GOOD,
+    },
+    Case {
+        name: "scan directory: not writable",
+        plant: |t| chown(&t.scan(), 0, 0),
+        exit: 111,
+        warnings: &[],
+        slots: &[],
+    },
+];
+
+#[test]
+fn hostile_inputs_give_one_warning_each_and_the_rest_still_comes_up() {
+    if !root_or_skip("reconcile_hostile") {
+        return;
+    }
+    let _g = shared();
+    assert!(HOSTILE.len() >= 25);
+    let mut failures = Vec::new();
+    for case in HOSTILE {
+        let t = Tree::new("rec-hostile");
+        t.profile("good", Some(r#"{"gateway_state": "running"}"#));
+        let secret = t.s.join("secret");
+        std::fs::write(&secret, "root only\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        (case.plant)(&t);
+        let o = tool_within(&t.args(), 20);
+        let (h, s) = (path(&t.home()), path(&t.scan()));
+        let err = stderr(&o);
+        let warnings: Vec<String> = err
+            .lines()
+            .filter_map(|l| l.strip_prefix("hermes-reconcile: warning: ").map(String::from))
+            .collect();
+        let fatal: Vec<&str> = err.lines().filter(|l| !l.starts_with("hermes-reconcile: warning: ")).collect();
+        let want: Vec<String> = case.warnings.iter().map(|w| w.replace("{H}", &h).replace("{S}", &s)).collect();
+        let slots: Vec<String> = t.slots().into_iter().filter(|n| !n.starts_with('.')).collect();
+        let ok = o.status.code() == Some(case.exit)
+            && warnings.len() == want.len()
+            && warnings.iter().zip(&want).all(|(got, w)| glob(w, got))
+            && slots == case.slots
+            && (case.exit != 0 || fatal.is_empty())
+            && (case.exit == 0 || !t.slots().iter().any(|n| n.starts_with("gateway-")));
+        if !ok {
+            failures.push(format!(
+                "{}: exit {:?}, stderr:\n{}slots: {slots:?}\nwanted exit {}, warnings {want:#?}, slots {:?}",
+                case.name,
+                o.status.code(),
+                stderr(&o),
+                case.exit,
+                case.slots
+            ));
+        }
+        // The root-only secret was never read into any output.
+        assert!(!stdout(&o).contains("root only") && !stderr(&o).contains("root only"), "{}", case.name);
+        // Every slot that exists is complete and the user's.
+        for slot in slots {
+            let d = t.scan().join(&slot);
+            assert!(d.join("run").is_file() && d.join("log/run").is_file() && d.join("supervise/control").exists(), "{}: {slot}", case.name);
+            assert_eq!(std::fs::metadata(&d).unwrap().uid(), UID, "{}: {slot}", case.name);
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), HOSTILE.len(), failures.join("\n\n"));
+}
