@@ -828,3 +828,201 @@ fn hostile_inputs_give_one_warning_each_and_the_rest_still_comes_up() {
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), HOSTILE.len(), failures.join("\n\n"));
 }
+
+/// A small deterministic PRNG (xorshift64*), so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Checks that `slot` is a complete slot of `profile`, built for either
+/// intent: its files are exactly the rendered ones, with the skeleton.
+/// Returns whether it starts by itself.
+fn complete_slot(slot: &Path, profile: &str) -> Result<bool, String> {
+    use hermes_s6::profile::Profile;
+    use hermes_s6::slot::{RunAs, Start, render};
+    let up = !slot.join("down").exists();
+    let start = if up { Start::Up } else { Start::Down };
+    let want = render(&Profile::parse(profile.as_bytes()).unwrap(), &RunAs::new(USER).unwrap(), start);
+    for f in &want.files {
+        let p = slot.join(f.path());
+        let data = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let mode = std::fs::metadata(&p).map_err(|e| e.to_string())?.permissions().mode() & 0o7777;
+        if data != f.data[..] || mode != f.mode {
+            return Err(format!("{} differs from the rendered file", p.display()));
+        }
+    }
+    for d in [slot.to_path_buf(), slot.join("log")] {
+        let kinds = [("event", 0o3730, 0o040000), ("supervise", 0o755, 0o040000), ("supervise/control", 0o660, 0o010000)];
+        for (name, mode, kind) in kinds {
+            let s = std::fs::symlink_metadata(d.join(name)).map_err(|e| format!("{}/{name}: {e}", d.display()))?;
+            if s.mode() & 0o7777 != mode || s.mode() & 0o170000 != kind {
+                return Err(format!("{}/{name}: mode {:o}", d.display(), s.mode()));
+            }
+        }
+    }
+    Ok(up)
+}
+
+/// Every profile's state file, by path (absent: None).
+fn states(home: &Path, profiles: &[String]) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    std::iter::once(home.to_path_buf())
+        .chain(profiles.iter().map(|p| home.join("profiles").join(p)))
+        .map(|d| d.join("gateway_state.json"))
+        .map(|p| {
+            let data = std::fs::read(&p).ok();
+            (p, data)
+        })
+        .collect()
+}
+
+/// Whether `data` is exactly a migration record.
+fn is_migration_record(data: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else { return false };
+    let o = v.as_object().unwrap();
+    o.len() == 4
+        && o["gateway_state"] == "running"
+        && o["desired_state"] == "running"
+        && o["migrated_from"] == "legacy-container-cmd"
+        && o["timestamp"].is_i64()
+        && data.ends_with(b"}\n")
+}
+
+#[test]
+fn kill_9_at_random_moments_never_leaves_a_half_built_slot() {
+    if !root_or_skip("reconcile_crash") {
+        return;
+    }
+    let _g = exclusive();
+    const PROFILES: usize = 200;
+    // Trials go on until this many kills landed while the tool was running.
+    const KILLS: usize = 100;
+    const MAX_TRIALS: usize = 400;
+    const STATES: [&str; 5] = ["running", "stopped", "starting", "startup_failed", "draining"];
+    let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let t = Tree { s: Scratch(base.join(format!("hermes-s6-crash-{}", std::process::id()))) };
+    let _ = std::fs::remove_dir_all(t.s.path());
+    for d in ["", "home", "scan"] {
+        std::fs::create_dir(t.s.join(d)).unwrap();
+        chown(&t.s.join(d), UID, GID);
+    }
+    let seed = std::env::var("HERMES_S6_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_1234_u64);
+    let mut rng = Rng(seed);
+    let names: Vec<String> = (0..PROFILES).map(|i| format!("p{i:03}")).collect();
+    for n in &names {
+        let st = STATES[rng.below(STATES.len() as u64) as usize];
+        t.profile(n, Some(&format!("{{\"gateway_state\": \"{st}\"}}")));
+    }
+    let write_state = |p: &Path, st: &str| {
+        std::fs::write(p, format!("{{\"desired_state\": \"{st}\"}}")).unwrap();
+        chown(p, UID, GID);
+    };
+    // How long a full run takes, to aim the kills inside it.
+    let start = std::time::Instant::now();
+    let o = tool_within(&t.args(), 60);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let full = start.elapsed();
+    let (mut mid_run, mut migrations, mut trial) = (0, 0, 0);
+    let mut rerun = full;
+    while mid_run < KILLS {
+        trial += 1;
+        assert!(trial <= MAX_TRIALS, "only {mid_run} kills landed during a run in {MAX_TRIALS} trials");
+        // Every other trial is a boot (/run wiped: every slot is new); the
+        // others rerun on the slots of the last one.
+        let boot = trial % 2 == 0;
+        if boot {
+            for e in std::fs::read_dir(t.scan()).unwrap() {
+                let p = e.unwrap().path();
+                std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p)).unwrap();
+            }
+        }
+        // Change some intents, so that slots get replaced, not only created.
+        for _ in 0..10 {
+            let p = &names[rng.below(PROFILES as u64) as usize];
+            write_state(&t.home().join("profiles").join(p).join("gateway_state.json"), STATES[rng.below(5) as usize]);
+        }
+        // One trial in four: a legacy `gateway run` container, no root state.
+        let root_state = t.home().join("gateway_state.json");
+        let legacy = trial % 4 == 1;
+        let _marker = legacy.then(|| {
+            let _ = std::fs::remove_file(&root_state);
+            Marker::spawn(&t.s, &["/opt/hermes/docker/main-wrapper.sh", "gateway", "run"])
+        });
+        if !legacy && !root_state.exists() {
+            write_state(&root_state, STATES[rng.below(5) as usize]);
+        }
+        let before = states(&t.home(), &names);
+        let as_root = trial % 5 == 4;
+        let mut c = Command::new(TOOL);
+        c.args(t.args()).env_clear().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        if !as_root {
+            c.uid(UID).gid(GID);
+        }
+        let expected = if boot { full } else { rerun };
+        let delay = std::time::Duration::from_micros(rng.below(expected.as_micros() as u64 * 11 / 10 + 1));
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            mid_run += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+
+        // Never a half-built slot under a real name.
+        let check = |when: &str| {
+            for e in std::fs::read_dir(t.scan()).unwrap() {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                if let Some(p) = name.strip_prefix("gateway-") {
+                    if let Err(why) = complete_slot(&t.scan().join(&name), p) {
+                        panic!("trial {trial} (seed {seed}), {when}: {why}");
+                    }
+                } else {
+                    assert!(name.starts_with(".gateway-") && name.contains(".tmp"), "trial {trial}, {when}: stray {name}");
+                }
+            }
+            // No state file changed, except by the migration of an absent root state.
+            for ((path, was), (_, now)) in before.iter().zip(states(&t.home(), &names)) {
+                let migrated = legacy && path == &root_state && was.is_none() && now.as_deref().is_some_and(is_migration_record);
+                assert!(now == *was || migrated, "trial {trial}, {when}: {} changed", path.display());
+            }
+        };
+        check("after kill -9");
+        // The next run converges: the whole set, each slot right for its intent.
+        let started = std::time::Instant::now();
+        let o = if as_root { tool(&t.args(), &[], false) } else { tool_within(&t.args(), 60) };
+        if !boot {
+            rerun = (rerun + started.elapsed()) / 2;
+        }
+        assert_eq!(o.status.code(), Some(0), "trial {trial}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "trial {trial}: the converging run warned");
+        check("after the next run");
+        let slots = t.slots();
+        assert_eq!(slots.len(), PROFILES + 1, "trial {trial}: {slots:?}");
+        for (i, p) in std::iter::once("default").chain(names.iter().map(String::as_str)).enumerate() {
+            let up = complete_slot(&t.scan().join(format!("gateway-{p}")), p).unwrap();
+            let home = if i == 0 { t.home() } else { t.home().join("profiles").join(p) };
+            let intent = std::fs::read(home.join("gateway_state.json")).unwrap_or_default();
+            let prior = hermes_s6::state::parse_intent(&intent).ok().flatten();
+            let running = hermes_s6::state::autostarts(prior.as_deref());
+            assert_eq!(up, running, "trial {trial}: gateway-{p} for {}", String::from_utf8_lossy(&intent));
+        }
+        assert!(!t.home().join(".gateway_state.json.migrating").exists());
+        if legacy && is_migration_record(&std::fs::read(&root_state).unwrap_or_default()) {
+            migrations += 1;
+        }
+    }
+    eprintln!(
+        "crash safety: {trial} trials (seed {seed}), {mid_run} killed mid-run; a boot of {} slots takes {full:?}, a rerun {rerun:?}; {migrations} migrations",
+        PROFILES + 1
+    );
+    assert!(migrations >= trial / 4 - 1, "the migration trials did not migrate");
+}
