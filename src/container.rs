@@ -12,7 +12,6 @@
 //! `/proc` is the kernel's, so it is read by path; command lines are
 //! decoded as UTF-8 with replacement and capped at 1 MiB.
 
-use std::io::Read;
 use std::path::Path;
 
 /// The image's command wrapper.
@@ -34,21 +33,51 @@ pub enum Command {
     Other,
 }
 
-/// The arguments of one process, from `PROC/PID/cmdline`; empty parts
-/// are dropped. `None` if unreadable (gone, or a kernel thread).
-fn cmdline(proc: &Path, pid: &str) -> Option<Vec<String>> {
-    let file = std::fs::File::open(proc.join(pid).join("cmdline")).ok()?;
-    let mut raw = Vec::new();
-    file.take(CMDLINE_CAP).read_to_end(&mut raw).ok()?;
-    Some(raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect())
+/// Reads `PROC/PID/cmdline` into `buf` (one read when it fits, which is
+/// the usual case); `None` if unreadable (gone, or not ours to read).
+fn read_cmdline<'b>(proc: &Path, pid: &str, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    use nix::fcntl::{AT_FDCWD, OFlag, openat};
+    // openat: musl's open(2) wrapper adds an fcntl per call.
+    let fd = openat(AT_FDCWD, &proc.join(pid).join("cmdline"), OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()?;
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            if len as u64 >= CMDLINE_CAP {
+                break;
+            }
+            buf.resize(len * 2, 0);
+        }
+        match nix::unistd::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            // The kernel hands out the whole command line when it fits.
+            Ok(n) if len + n < buf.len() => {
+                len += n;
+                break;
+            }
+            Ok(n) => len += n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return None,
+        }
+    }
+    Some(&buf[..len])
+}
+
+/// Whether a raw command line has an argument ending in the wrapper's name.
+fn names_wrapper(raw: &[u8]) -> bool {
+    raw.split(|&b| b == 0).any(|a| a.ends_with(WRAPPER.as_bytes()))
+}
+
+/// A raw command line as arguments; empty parts are dropped.
+fn split(raw: &[u8]) -> Vec<String> {
+    raw.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
 }
 
 /// The container command's full argv: PID 1's if it names the wrapper,
 /// else that of the lowest pid that does; empty when none does.
 pub fn find_argv(proc: &Path) -> Vec<String> {
-    let names_wrapper = |argv: &Vec<String>| argv.iter().any(|a| a.ends_with(WRAPPER));
-    if let Some(argv) = cmdline(proc, "1").filter(names_wrapper) {
-        return argv;
+    let mut buf = vec![0u8; 4096];
+    if let Some(raw) = read_cmdline(proc, "1", &mut buf).filter(|r| names_wrapper(r)) {
+        return split(raw);
     }
     let Ok(entries) = std::fs::read_dir(proc) else { return Vec::new() };
     let mut pids: Vec<u64> = entries
@@ -56,7 +85,12 @@ pub fn find_argv(proc: &Path) -> Vec<String> {
         .filter(|&pid| pid != 1)
         .collect();
     pids.sort_unstable();
-    pids.into_iter().find_map(|pid| cmdline(proc, &pid.to_string()).filter(names_wrapper)).unwrap_or_default()
+    for pid in pids {
+        if let Some(raw) = read_cmdline(proc, &pid.to_string(), &mut buf).filter(|r| names_wrapper(r)) {
+            return split(raw);
+        }
+    }
+    Vec::new()
 }
 
 fn basename(arg: &str) -> &str {

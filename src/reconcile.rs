@@ -145,61 +145,91 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
     }
     let builder = scandir.as_ref().map(|sd| slot::Builder::new(sd, cfg.owner));
     let builder = builder.as_ref();
+
+    // The root profile, then the named ones in byte order. Slots are
+    // independent: they are built on a few threads and reported in this
+    // order. Each profile's directory is open only while it is reconciled
+    // (thousands of profiles must not exhaust fds).
+    let listed = home.as_ref().and_then(|h| list_profiles(h, warn));
+    let mut items = vec![Item::Root];
+    if let Some((_, names)) = &listed {
+        items.extend(names.iter().map(|(name, kind)| Item::Named(name, *kind)));
+    }
+    let migrated = std::sync::atomic::AtomicBool::new(false);
+    let done = parallel_map(&items, workers(items.len()), |item| {
+        let mut warnings: Vec<String> = Vec::new();
+        let mut sink = |w: &dyn Display| warnings.push(w.to_string());
+        let done = match *item {
+            Item::Root => {
+                let mut prior = None;
+                if let Some(home) = &home {
+                    if legacy_applies(cfg, home) {
+                        migrated.store(cfg.dry_run || migrate(cfg, home, &mut sink), std::sync::atomic::Ordering::Relaxed);
+                        prior = Some(state::RUNNING.to_string());
+                    } else {
+                        prior = read_prior(home, &mut sink);
+                    }
+                }
+                let start = state::autostarts(prior.as_deref());
+                Some(one(cfg, builder, Profile::root(), home.as_ref(), prior, start, &mut sink))
+            }
+            Item::Named(name, kind) => listed.as_ref().and_then(|(profiles, _)| {
+                let (profile, dir) = named_profile(profiles, name, kind, &mut sink)?;
+                let prior = read_prior(&dir, &mut sink);
+                let start = !cfg.multiplex && state::autostarts(prior.as_deref());
+                Some(one(cfg, builder, profile, Some(&dir), prior, start, &mut sink))
+            }),
+        };
+        (done, warnings)
+    });
     let mut entries = Vec::new();
     let mut scandir_unwritable = false;
-
-    // The root profile first, with the legacy migration.
-    let mut migrated = false;
-    let mut root_prior = None;
-    if let Some(home) = &home {
-        if legacy_applies(cfg, home) {
-            migrated = cfg.dry_run || migrate(cfg, home, warn);
-            root_prior = Some(state::RUNNING.to_string());
-        } else {
-            root_prior = read_prior(home, warn);
+    for (done, warnings) in done {
+        warnings.iter().for_each(|w| warn(w));
+        if let Some(done) = done {
+            scandir_unwritable |= done.unwritable;
+            entries.extend(done.entry);
         }
     }
-    let start = state::autostarts(root_prior.as_deref());
-    let root = one(cfg, builder, Profile::root(), home.as_ref(), root_prior, start, warn);
-    scandir_unwritable |= root.unwritable;
-    entries.extend(root.entry);
-
     if let Some(home) = &home {
-        if let Some((profiles, names)) = list_profiles(home, warn) {
-            // Slots are independent: build them on a few threads, then
-            // report in profile order. Each profile's directory is open
-            // only while it is reconciled (thousands must not exhaust fds).
-            let done = parallel_map(&names, workers(names.len()), |(name, kind)| {
-                let mut warnings: Vec<String> = Vec::new();
-                let mut sink = |w: &dyn Display| warnings.push(w.to_string());
-                let done = named_profile(&profiles, name, *kind, &mut sink).map(|(profile, dir)| {
-                    let prior = read_prior(&dir, &mut sink);
-                    let start = !cfg.multiplex && state::autostarts(prior.as_deref());
-                    one(cfg, builder, profile, Some(&dir), prior, start, &mut sink)
-                });
-                (done, warnings)
-            });
-            for (done, warnings) in done {
-                warnings.iter().for_each(|w| warn(w));
-                if let Some(done) = done {
-                    scandir_unwritable |= done.unwritable;
-                    entries.extend(done.entry);
-                }
-            }
-        }
         let logged = if cfg.dry_run || entries.is_empty() { Ok(()) } else { append_boot_log(home, &entries, cfg.now, cfg.owner, warn) };
         if let Err(e) = logged {
             warn_with(warn, &e, "the boot log is incomplete");
         }
     }
-    Ok(Outcome { entries, migrated, scandir_unwritable })
+    Ok(Outcome { entries, migrated: migrated.into_inner(), scandir_unwritable })
 }
 
-/// How many threads build slots: one per 4 profiles, at most one per CPU
-/// and at most 8 (tmpfs scales with cores; a thread costs ~30 µs).
+/// One profile to reconcile.
+enum Item<'a> {
+    /// `$HERMES_HOME` itself, slot `gateway-default`.
+    Root,
+    /// An entry of `profiles/`, with its type from the listing.
+    Named(&'a OsStr, Option<Kind>),
+}
+
+/// How many threads build slots: one per 4 profiles (none below 8), at
+/// most one per CPU and at most 8 (tmpfs scales with cores; a thread costs
+/// tens of µs).
 fn workers(profiles: usize) -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    cpus.min(8).min(profiles / 4).max(1)
+    if profiles < 8 {
+        return 1;
+    }
+    cpus().min(8).min(profiles / 4).max(1)
+}
+
+/// The CPUs this process may run on: `sched_getaffinity`, one system call
+/// (std's available_parallelism also reads cgroup files from /proc).
+fn cpus() -> usize {
+    // SAFETY: an all-zero cpu_set_t is valid; the kernel fills it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer and size describe `set`.
+    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    if r != 0 {
+        return 1;
+    }
+    // SAFETY: `set` was filled by the kernel.
+    (unsafe { libc::CPU_COUNT(&set) }).max(1) as usize
 }
 
 /// `f` over `items` on `workers` threads (the caller's included), results

@@ -562,8 +562,12 @@ fn chmod_pinned(fd: BorrowedFd<'_>, mode: u32) -> std::result::Result<(), Errno>
 fn process_umask() -> u32 {
     static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
     *UMASK.get_or_init(|| {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-        status
+        // One read: the line is near the top of a file of about 1.5 KiB.
+        let mut buf = [0u8; 4096];
+        let n = openat(nix::fcntl::AT_FDCWD, c"/proc/self/status", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .and_then(|fd| nix::unistd::read(&fd, &mut buf))
+            .unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n])
             .lines()
             .find_map(|l| l.strip_prefix("Umask:"))
             .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())

@@ -88,6 +88,9 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(Parsed::Help) => return msg::help(USAGE),
         Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
     };
+    // Every file and directory is created with an explicit mode: with no
+    // umask the modes come out exact, with no chmod afterwards.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     // A dashboard-only container runs no gateways: touch nothing at all.
     let command = container::classify(container::strip(&container::find_argv(Path::new("/proc"))));
     if command == Command::Dashboard {
