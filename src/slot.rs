@@ -309,6 +309,7 @@ pub struct Builder<'a> {
     scandir: &'a Dir,
     owner: Owner,
     sync: Sync,
+    parent: skeleton::Parent,
 }
 
 /// Builds `slot` in `scandir` and publishes it: [`Builder::install`] for
@@ -324,7 +325,13 @@ impl<'a> Builder<'a> {
     /// s6-overlay's `/run` always is).
     pub fn new(scandir: &'a Dir, owner: Owner) -> Builder<'a> {
         let sync = if scandir.in_memory().unwrap_or(false) { Sync::No } else { Sync::Yes };
-        Builder { scandir, owner, sync }
+        // In a setgid scan directory, new directories inherit setgid (and a
+        // group): their modes must then be set, and sometimes read back.
+        let parent = match scandir.stat() {
+            Ok(st) if st.mode & 0o2000 == 0 => skeleton::Parent::Plain,
+            _ => skeleton::Parent::Setgid,
+        };
+        Builder { scandir, owner, sync, parent }
     }
 
     /// The scan directory slots are built in.
@@ -362,7 +369,7 @@ impl<'a> Builder<'a> {
                 return Err(Error::refused("build", scandir.child_path(&staging), "keeps reappearing"));
             }
         }
-        if let Err(e) = fill(scandir, &staging, slot, owner, self.sync) {
+        if let Err(e) = fill(scandir, &staging, slot, owner, self.sync, self.parent) {
             let _ = tree::remove_tree(scandir, &staging, TREE_LIMITS);
             return Err(e);
         }
@@ -403,21 +410,22 @@ impl<'a> Builder<'a> {
 }
 
 /// Writes everything into the (empty, fresh) staging directory.
-fn fill(scandir: &Dir, staging: &OsStr, slot: &Rendered, owner: Owner, sync: Sync) -> Result<()> {
+fn fill(scandir: &Dir, staging: &OsStr, slot: &Rendered, owner: Owner, sync: Sync, parent: skeleton::Parent) -> Result<()> {
     let ids = match owner {
         Owner::Chown { uid, gid } => Some((uid, gid)),
         Owner::Caller { .. } => None,
     };
+    let exact = parent == skeleton::Parent::Plain && creation_mode_is_exact(0o755);
     let top = scandir.open_dir(staging)?;
-    if !creation_mode_is_exact(0o755) {
+    if !exact {
         top.chmod(0o755)?;
     }
-    let log = fresh_subdir(&top, s6::LOG, ids)?;
+    let log = fresh_subdir(&top, s6::LOG, ids, exact)?;
     for f in &slot.files {
         let dir = if f.dir.is_some() { &log } else { &top };
         dir.create_public_file(OsStr::new(f.name), f.mode, &f.data, ids, sync)?;
     }
-    skeleton::seed_fresh(&top, Some(&log), owner)?;
+    skeleton::seed_fresh(&top, Some(&log), owner, parent)?;
     // The slot itself last: until now nobody else could write into it.
     if let Some((uid, gid)) = ids {
         top.chown(uid, gid)?;
@@ -425,8 +433,9 @@ fn fill(scandir: &Dir, staging: &OsStr, slot: &Rendered, owner: Owner, sync: Syn
     Ok(())
 }
 
-/// Creates the subdirectory `name` of a fresh directory, mode 0755 exactly.
-fn fresh_subdir(parent: &Dir, name: &str, ids: Option<(u32, u32)>) -> Result<Dir> {
+/// Creates the subdirectory `name` of a fresh directory, mode 0755 exactly
+/// (`exact`: creation gives that mode already).
+fn fresh_subdir(parent: &Dir, name: &str, ids: Option<(u32, u32)>, exact: bool) -> Result<Dir> {
     let name = OsStr::new(name);
     if !parent.mkdir_at(name, 0o755)? {
         return Err(Error::refused("build", parent.child_path(name), "appeared in a fresh staging directory"));
@@ -434,7 +443,7 @@ fn fresh_subdir(parent: &Dir, name: &str, ids: Option<(u32, u32)>) -> Result<Dir
     if let Some((uid, gid)) = ids {
         parent.chown_at(name, uid, gid)?;
     }
-    if !creation_mode_is_exact(0o755) {
+    if !exact {
         parent.chmod_at(name, 0o755)?;
     }
     parent.open_dir(name)

@@ -8,7 +8,7 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
-use nix::sys::stat::{FileStat, Mode, fstat, fstatat, mkdirat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat, mkdirat, mknodat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, fsync, mkfifoat, unlinkat};
 
 use crate::error::{Error, Result};
@@ -106,6 +106,17 @@ fn component(name: &OsStr) -> Result<CName> {
         return Ok(CName::Inline(buf, b.len() + 1));
     }
     CString::new(b).map(CName::Heap).map_err(|_| Error::refused("use", Path::new(name), "contains a NUL byte"))
+}
+
+/// Two checked components joined by `/`, as a C string (for
+/// [`Dir::mkfifo_in`]; both parts are NUL-free already).
+fn component_pair(joined: &[u8]) -> CName {
+    if joined.len() < COMPONENT_INLINE {
+        let mut buf = [0u8; COMPONENT_INLINE];
+        buf[..joined.len()].copy_from_slice(joined);
+        return CName::Inline(buf, joined.len() + 1);
+    }
+    CName::Heap(CString::new(joined).unwrap_or_default())
 }
 
 /// Bytes of a name kept on the stack, its NUL included.
@@ -231,6 +242,25 @@ impl Dir {
             Ok(()) => Ok(true),
             Err(Errno::EEXIST) => Ok(false),
             Err(e) => Err(Error::sys("mkfifo", self.child_path(name), e)),
+        }
+    }
+
+    /// `mkfifoat(dirfd, "SUB/NAME", mode)`: a FIFO in the subdirectory `sub`
+    /// without opening it. Two components in one call, so only for a
+    /// directory nobody else can write (one the caller has just made for
+    /// itself); anywhere else open `sub` with [`Dir::open_dir`] and use
+    /// [`Dir::mkfifo_at`]. `Ok(false)` if it exists.
+    pub fn mkfifo_in(&self, sub: &OsStr, name: &OsStr, mode: u32) -> Result<bool> {
+        let (s, n) = (component(sub)?, component(name)?);
+        let mut both = Vec::with_capacity(COMPONENT_INLINE * 2);
+        both.extend_from_slice(s.as_c_str().to_bytes());
+        both.push(b'/');
+        both.extend_from_slice(n.as_c_str().to_bytes());
+        let joined = component_pair(&both);
+        match mkfifoat(&self.fd, joined.as_c_str(), Mode::from_bits_truncate(mode)) {
+            Ok(()) => Ok(true),
+            Err(Errno::EEXIST) => Ok(false),
+            Err(e) => Err(Error::sys("mkfifo", self.child_path(sub).join(name), e)),
         }
     }
 
@@ -363,6 +393,12 @@ impl Dir {
         let c = component(name)?;
         // Built only for a message: no allocation on success.
         let path = || self.child_path(name);
+        if data.is_empty() && owner.is_none() && creation_mode_is_exact(mode) {
+            // Nothing to write, chown or chmod: one mknodat, no fd (and an
+            // empty file needs no fsync of its own).
+            return mknodat(&self.fd, c.as_c_str(), SFlag::S_IFREG, Mode::from_bits_truncate(mode), 0)
+                .map_err(|e| Error::sys("create", path(), e));
+        }
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = openat(&self.fd, c.as_c_str(), flags, Mode::from_bits_truncate(mode & 0o777)).map_err(|e| Error::sys("create", path(), e))?;
         let mut file = std::fs::File::from(fd);

@@ -453,3 +453,19 @@ fn an_unusable_scan_directory_is_the_only_fatal_error() {
     assert_eq!(summary(&out), [("default".into(), None, "registered")]);
     assert_eq!(warnings, [format!("unable to open {}: No such file or directory; no profile state read, gateway-default registered down", cfg.home.display())]);
 }
+
+#[test]
+fn a_setgid_scan_directory_still_gives_the_exact_modes() {
+    let t = Tree::new("setgid");
+    std::fs::set_permissions(t.scan(), std::fs::Permissions::from_mode(0o2755)).unwrap();
+    t.profile("coder", None);
+    let (out, warnings) = reconcile(&t.cfg());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(out.entries.len(), 2);
+    let slot = t.slot("coder");
+    let mode = |p: &str| std::fs::symlink_metadata(slot.join(p)).unwrap().permissions().mode() & 0o7777;
+    for (p, m) in [("", 0o755), ("log", 0o755), ("supervise", 0o755), ("log/supervise", 0o755), ("event", 0o3730), ("log/event", 0o3730)] {
+        assert_eq!(mode(p), m, "{p}");
+    }
+    assert_eq!((mode("supervise/control"), mode("run"), mode("down")), (0o660, 0o755, 0o644));
+}
