@@ -13,20 +13,29 @@
 //! * [`user`]: accounts from `/etc/passwd` and `/etc/group`, privilege drop;
 //! * [`exec`]: chain loading into the next program, exit 126/127 on failure;
 //! * [`truthy`]: the exact set of values that switch a feature on;
+//! * [`profile`], [`state`], [`container`]: profile names, the recorded
+//!   intent and lifecycle ledger (untrusted JSON), the container's command;
+//! * [`slot`]: a profile's gateway slot, rendered, built and published;
+//! * [`reconcile`]: the boot reconcile of every profile's slot;
 //! * [`error`], [`msg`], [`cli`]: errors, skarnet-style messages and exit
 //!   codes, option parsing conventions.
 //!
 //! The library never prints and never exits; tools map outcomes to messages.
 
 pub mod cli;
+pub mod container;
 pub mod error;
 pub mod exec;
 pub mod fs;
 pub mod msg;
 pub mod perms;
+pub mod profile;
+pub mod reconcile;
 pub mod s6;
 pub mod scandir;
 pub mod skeleton;
+pub mod slot;
+pub mod state;
 pub mod tool;
 pub mod truthy;
 pub mod user;

@@ -1,6 +1,6 @@
 //! Directory and node handles: the one place that issues `*at` system calls.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
@@ -8,10 +8,11 @@ use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, openat};
-use nix::sys::stat::{FileStat, Mode, fstat, fstatat, mkdirat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat, mkdirat, mknodat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, fsync, mkfifoat, unlinkat};
 
 use crate::error::{Error, Result};
+use crate::fs::Sync;
 
 /// What an inode is, from its `st_mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,12 +91,59 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY
 const PATH_FLAGS: OFlag = OFlag::O_PATH.union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
 
 /// A single path component: not empty, no `/`, not `.` or `..`.
-fn component(name: &OsStr) -> Result<CString> {
+fn component(name: &OsStr) -> Result<CName> {
     let b = name.as_bytes();
     if b.is_empty() || b == b"." || b == b".." || b.contains(&b'/') {
         return Err(Error::refused("use", Path::new(name), "not a single path component"));
     }
-    CString::new(b).map_err(|_| Error::refused("use", Path::new(name), "contains a NUL byte"))
+    if b.contains(&0) {
+        return Err(Error::refused("use", Path::new(name), "contains a NUL byte"));
+    }
+    // Names fit NAME_MAX (255) on Linux: no allocation per system call.
+    if b.len() < COMPONENT_INLINE {
+        let mut buf = [0u8; COMPONENT_INLINE];
+        buf[..b.len()].copy_from_slice(b);
+        return Ok(CName::Inline(buf, b.len() + 1));
+    }
+    CString::new(b).map(CName::Heap).map_err(|_| Error::refused("use", Path::new(name), "contains a NUL byte"))
+}
+
+/// Two checked components joined by `/`, as a C string (for
+/// [`Dir::mkfifo_in`]; both parts are NUL-free already).
+fn component_pair(joined: &[u8]) -> CName {
+    if joined.len() < COMPONENT_INLINE {
+        let mut buf = [0u8; COMPONENT_INLINE];
+        buf[..joined.len()].copy_from_slice(joined);
+        return CName::Inline(buf, joined.len() + 1);
+    }
+    CName::Heap(CString::new(joined).unwrap_or_default())
+}
+
+/// Bytes of a name kept on the stack, its NUL included.
+const COMPONENT_INLINE: usize = 256;
+
+/// A checked single path component as a C string.
+// Big on purpose: it lives on the stack for the length of one call.
+#[allow(clippy::large_enum_variant)]
+enum CName {
+    /// The bytes and the length including the terminating NUL.
+    Inline([u8; COMPONENT_INLINE], usize),
+    /// Longer than any Linux file name: the kernel will say ENAMETOOLONG.
+    Heap(CString),
+}
+
+impl CName {
+    fn as_c_str(&self) -> &CStr {
+        match self {
+            // The bytes were checked for NUL and one NUL follows them.
+            CName::Inline(buf, len) => CStr::from_bytes_with_nul(&buf[..*len]).unwrap_or(c""),
+            CName::Heap(c) => c.as_c_str(),
+        }
+    }
+
+    fn as_ptr(&self) -> *const libc::c_char {
+        self.as_c_str().as_ptr()
+    }
 }
 
 impl Dir {
@@ -197,6 +245,25 @@ impl Dir {
         }
     }
 
+    /// `mkfifoat(dirfd, "SUB/NAME", mode)`: a FIFO in the subdirectory `sub`
+    /// without opening it. Two components in one call, so only for a
+    /// directory nobody else can write (one the caller has just made for
+    /// itself); anywhere else open `sub` with [`Dir::open_dir`] and use
+    /// [`Dir::mkfifo_at`]. `Ok(false)` if it exists.
+    pub fn mkfifo_in(&self, sub: &OsStr, name: &OsStr, mode: u32) -> Result<bool> {
+        let (s, n) = (component(sub)?, component(name)?);
+        let mut both = Vec::with_capacity(COMPONENT_INLINE * 2);
+        both.extend_from_slice(s.as_c_str().to_bytes());
+        both.push(b'/');
+        both.extend_from_slice(n.as_c_str().to_bytes());
+        let joined = component_pair(&both);
+        match mkfifoat(&self.fd, joined.as_c_str(), Mode::from_bits_truncate(mode)) {
+            Ok(()) => Ok(true),
+            Err(Errno::EEXIST) => Ok(false),
+            Err(e) => Err(Error::sys("mkfifo", self.child_path(sub).join(name), e)),
+        }
+    }
+
     /// `fchown(dirfd, uid, gid)` on this directory itself.
     pub fn chown(&self, uid: u32, gid: u32) -> Result<()> {
         nix::unistd::fchown(&self.fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
@@ -267,34 +334,205 @@ impl Dir {
     /// with one link and at most `cap` bytes. `Ok(None)` when absent.
     pub fn read_file(&self, name: &OsStr, cap: u64) -> Result<Option<Vec<u8>>> {
         let c = component(name)?;
-        let path = self.child_path(name);
+        // Built only for a message: no allocation on success.
+        let path = || self.child_path(name);
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
         let fd = match openat(&self.fd, c.as_c_str(), flags, Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => return Ok(None),
-            Err(Errno::ELOOP) => return Err(Error::refused("read", &path, "is a symlink")),
-            Err(e) => return Err(Error::sys("open", &path, e)),
+            Err(Errno::ELOOP) => return Err(Error::refused("read", path(), "is a symlink")),
+            Err(e) => return Err(Error::sys("open", path(), e)),
         };
-        let st = fstat(&fd).map(Stat::from).map_err(|e| Error::sys("stat", &path, e))?;
+        let st = fstat(&fd).map(Stat::from).map_err(|e| Error::sys("stat", path(), e))?;
         if st.kind != Kind::File {
-            return Err(Error::refused("read", &path, format!("{}, expected a regular file", describe(st.kind))));
+            return Err(Error::refused("read", path(), format!("{}, expected a regular file", describe(st.kind))));
         }
         if st.nlink != 1 {
-            return Err(Error::refused("read", &path, format!("has {} hard links", st.nlink)));
+            return Err(Error::refused("read", path(), format!("has {} hard links", st.nlink)));
         }
         if st.size > cap {
-            return Err(Error::refused("read", &path, format!("larger than {cap} bytes")));
+            return Err(Error::refused("read", path(), format!("larger than {cap} bytes")));
         }
-        // The file may grow while we read: never trust st_size alone.
-        let mut data = Vec::with_capacity(st.size as usize);
-        std::fs::File::from(fd)
-            .take(cap + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| Error::sys("read", &path, io_errno(&e)))?;
-        if data.len() as u64 > cap {
-            return Err(Error::refused("read", &path, format!("larger than {cap} bytes")));
+        // The file may grow while we read: never trust st_size alone; read
+        // up to cap + 1 bytes. A short read of a regular file is its end,
+        // so the usual case is one read.
+        let mut file = std::fs::File::from(fd);
+        let mut data = vec![0u8; (st.size + 1).min(cap + 1) as usize];
+        let mut len = 0;
+        loop {
+            if len == data.len() {
+                if len as u64 > cap {
+                    return Err(Error::refused("read", path(), format!("larger than {cap} bytes")));
+                }
+                data.resize((len * 2).clamp(64, cap as usize + 1), 0);
+            }
+            let want = data.len() - len;
+            let n = match file.read(&mut data[len..]) {
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::sys("read", path(), io_errno(&e))),
+            };
+            len += n;
+            if n == 0 || n < want {
+                break;
+            }
         }
+        if len as u64 > cap {
+            return Err(Error::refused("read", path(), format!("larger than {cap} bytes")));
+        }
+        data.truncate(len);
         Ok(Some(data))
+    }
+
+    /// Creates the regular file `name` (it must not exist) for content
+    /// that is not secret: opened with its final mode (a `fchmod` follows
+    /// only where the umask would change it), `data` written, given to
+    /// `owner` through the fd when set, synced if `sync` says so. The mode
+    /// ends up exact.
+    pub fn create_public_file(&self, name: &OsStr, mode: u32, data: &[u8], owner: Option<(u32, u32)>, sync: Sync) -> Result<()> {
+        let c = component(name)?;
+        // Built only for a message: no allocation on success.
+        let path = || self.child_path(name);
+        if data.is_empty() && owner.is_none() && creation_mode_is_exact(mode) {
+            // Nothing to write, chown or chmod: one mknodat, no fd (and an
+            // empty file needs no fsync of its own).
+            return mknodat(&self.fd, c.as_c_str(), SFlag::S_IFREG, Mode::from_bits_truncate(mode), 0)
+                .map_err(|e| Error::sys("create", path(), e));
+        }
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = openat(&self.fd, c.as_c_str(), flags, Mode::from_bits_truncate(mode & 0o777)).map_err(|e| Error::sys("create", path(), e))?;
+        let mut file = std::fs::File::from(fd);
+        if !data.is_empty() {
+            file.write_all(data).map_err(|e| Error::sys("write", path(), io_errno(&e)))?;
+        }
+        if let Some((uid, gid)) = owner {
+            nix::unistd::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(|e| Error::sys("chown", path(), e))?;
+        }
+        // After a chown: it may clear set-id bits, the mode puts them back.
+        if !creation_mode_is_exact(mode) {
+            nix::sys::stat::fchmod(&file, Mode::from_bits_retain(mode)).map_err(|e| Error::sys("chmod", path(), e))?;
+        }
+        if sync == Sync::Yes {
+            file.sync_all().map_err(|e| Error::sys("fsync", path(), io_errno(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// `fchmodat2(dirfd, name, mode, AT_SYMLINK_NOFOLLOW)`: all 12 bits of
+    /// the entry `name`, never through a symlink (refused). By name: only
+    /// for entries nobody else can swap (a directory only the caller can
+    /// write); elsewhere pin the entry with [`Dir::open_node`] first.
+    pub fn chmod_at(&self, name: &OsStr, mode: u32) -> Result<()> {
+        let c = component(name)?;
+        const SYS_FCHMODAT2: libc::c_long = 452;
+        // SAFETY: plain syscall on a valid fd with a NUL-terminated name.
+        let r = unsafe {
+            libc::syscall(SYS_FCHMODAT2, self.fd.as_raw_fd(), c.as_ptr(), mode as libc::c_uint, libc::AT_SYMLINK_NOFOLLOW)
+        };
+        match Errno::result(r) {
+            Ok(_) => Ok(()),
+            Err(Errno::EOPNOTSUPP) => Err(Error::refused("chmod", self.child_path(name), "is a symlink")),
+            // No fchmodat2 (before Linux 6.6, or seccomp): pin, then chmod the pin.
+            Err(Errno::ENOSYS | Errno::EPERM | Errno::EINVAL) => self.open_node(name)?.chmod(mode),
+            Err(e) => Err(Error::sys("chmod", self.child_path(name), e)),
+        }
+    }
+
+    /// `fchownat(dirfd, name, uid, gid, AT_SYMLINK_NOFOLLOW)`: the entry
+    /// `name` itself, never a symlink's target. By name: same caveat as
+    /// [`Dir::chmod_at`].
+    pub fn chown_at(&self, name: &OsStr, uid: u32, gid: u32) -> Result<()> {
+        let c = component(name)?;
+        fchownat(&self.fd, c.as_c_str(), Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)), AtFlags::AT_SYMLINK_NOFOLLOW)
+            .map_err(|e| Error::sys("chown", self.child_path(name), e))
+    }
+
+    /// The names in this directory with their type from `getdents`
+    /// (`None` where the filesystem does not say), at most `max`.
+    pub fn entries_typed(&self, max: usize) -> Result<Vec<(OsString, Option<Kind>)>> {
+        let fd = openat(&self.fd, c".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| Error::sys("open", &self.path, e))?;
+        let mut dir = nix::dir::Dir::from_fd(fd).map_err(|e| Error::sys("open", &self.path, e))?;
+        let mut names = Vec::new();
+        for entry in dir.iter() {
+            let entry = entry.map_err(|e| Error::sys("read directory", &self.path, e))?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            if names.len() == max {
+                return Err(Error::limit("list", &self.path, format!("more than {max} entries")));
+            }
+            use nix::dir::Type;
+            let kind = entry.file_type().map(|t| match t {
+                Type::Directory => Kind::Dir,
+                Type::File => Kind::File,
+                Type::Fifo => Kind::Fifo,
+                Type::Symlink => Kind::Symlink,
+                _ => Kind::Other,
+            });
+            names.push((OsStr::from_bytes(name).to_os_string(), kind));
+        }
+        Ok(names)
+    }
+
+    /// `fstatat(dirfd, name, 0)`: whether `name` exists once symlinks are
+    /// followed, like Python's `Path.exists()` (a dangling or looping
+    /// symlink does not exist). Nothing is opened: for markers only.
+    pub fn exists_following(&self, name: &OsStr) -> Result<bool> {
+        let c = component(name)?;
+        match fstatat(&self.fd, c.as_c_str(), AtFlags::empty()) {
+            Ok(_) => Ok(true),
+            Err(Errno::ENOENT | Errno::ELOOP | Errno::ENOTDIR) => Ok(false),
+            Err(e) => Err(Error::sys("stat", self.child_path(name), e)),
+        }
+    }
+
+    /// `fstatfs(dirfd)`: whether this directory lives in memory (tmpfs or
+    /// ramfs), where fsync does nothing.
+    pub fn in_memory(&self) -> Result<bool> {
+        let st = nix::sys::statfs::fstatfs(&self.fd).map_err(|e| Error::sys("statfs", &self.path, e))?;
+        // ramfs's magic (0x858458f6) is not in nix.
+        let t = st.filesystem_type();
+        Ok(t == nix::sys::statfs::TMPFS_MAGIC || t.0 as i64 == 0x858458f6)
+    }
+
+    /// `faccessat(dirfd, ".", W_OK|X_OK)`: whether the caller may create
+    /// entries here (a read-only mount says no too).
+    pub fn writable(&self) -> Result<()> {
+        nix::unistd::faccessat(&self.fd, c".", nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK, AtFlags::empty())
+            .map_err(|e| Error::sys("write to", &self.path, e))
+    }
+
+    /// Appends `data` to the regular file `name` in one `write`, creating
+    /// it with `mode` (less the umask) if absent. Not followed if a
+    /// symlink, never blocks on a FIFO, refused unless a regular file with
+    /// one link. Returns the file's stat as opened.
+    pub fn append_file(&self, name: &OsStr, mode: u32, data: &[u8]) -> Result<Stat> {
+        let c = component(name)?;
+        // Built only for a message: no allocation on success.
+        let path = || self.child_path(name);
+        let flags = OFlag::O_WRONLY
+            | OFlag::O_APPEND
+            | OFlag::O_CREAT
+            | OFlag::O_NOFOLLOW
+            | OFlag::O_NONBLOCK
+            | OFlag::O_NOCTTY
+            | OFlag::O_CLOEXEC;
+        let fd = match openat(&self.fd, c.as_c_str(), flags, Mode::from_bits_truncate(mode)) {
+            Ok(fd) => fd,
+            Err(Errno::ELOOP) => return Err(Error::refused("append to", path(), "is a symlink")),
+            Err(e) => return Err(Error::sys("open", path(), e)),
+        };
+        let st = fstat(&fd).map(Stat::from).map_err(|e| Error::sys("stat", path(), e))?;
+        if st.kind != Kind::File {
+            return Err(Error::refused("append to", path(), format!("{}, expected a regular file", describe(st.kind))));
+        }
+        if st.nlink != 1 {
+            return Err(Error::refused("append to", path(), format!("has {} hard links", st.nlink)));
+        }
+        std::fs::File::from(fd).write_all(data).map_err(|e| Error::sys("write", path(), io_errno(&e)))?;
+        Ok(st)
     }
 
     /// The directory's fd, for `*at` calls the layer does not wrap.
@@ -353,6 +591,31 @@ fn chmod_pinned(fd: BorrowedFd<'_>, mode: u32) -> std::result::Result<(), Errno>
         }
         Err(e) => Err(e),
     }
+}
+
+/// The process umask, read once from `/proc/self/status` (calling
+/// umask(2) to read it would change it for other threads meanwhile).
+/// Unknown: assume everything is masked, so modes are always set.
+fn process_umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        // One read: the line is near the top of a file of about 1.5 KiB.
+        let mut buf = [0u8; 4096];
+        let n = openat(nix::fcntl::AT_FDCWD, c"/proc/self/status", OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+            .and_then(|fd| nix::unistd::read(&fd, &mut buf))
+            .unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .find_map(|l| l.strip_prefix("Umask:"))
+            .and_then(|v| u32::from_str_radix(v.trim(), 8).ok())
+            .unwrap_or(0o777)
+    })
+}
+
+/// Whether creating an inode with `mode` gives exactly `mode`: no set-id
+/// or sticky bits (creation may drop them) and nothing the umask removes.
+pub fn creation_mode_is_exact(mode: u32) -> bool {
+    mode & 0o7000 == 0 && mode & process_umask() == 0
 }
 
 /// The errno inside an `io::Error` from our own fds.

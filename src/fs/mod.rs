@@ -21,4 +21,13 @@ mod dir;
 pub mod publish;
 pub mod tree;
 
-pub use dir::{Dir, Kind, Node, Stat, describe as dir_describe};
+pub use dir::{Dir, Kind, Node, Stat, creation_mode_is_exact, describe as dir_describe};
+
+/// Whether writes are made durable with fsync before going on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sync {
+    /// fsync files and directories (any disk-backed filesystem).
+    Yes,
+    /// Skip fsync: on tmpfs and ramfs it does nothing at all.
+    No,
+}

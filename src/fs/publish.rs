@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::fs::Dir;
+use crate::fs::{Dir, Sync};
 
 /// How a rename treats an existing target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,14 @@ pub enum Published {
 /// Makes `staging` (a synced, complete directory in `parent`) visible as
 /// `name` in one rename, then syncs `parent`.
 pub fn publish(parent: &Dir, staging: &OsStr, name: &OsStr) -> Result<Published> {
-    parent.open_dir(staging)?.sync()?;
+    publish_with(parent, staging, name, Sync::Yes)
+}
+
+/// [`publish`], where `Sync::No` skips both fsyncs (tmpfs, ramfs).
+pub fn publish_with(parent: &Dir, staging: &OsStr, name: &OsStr, sync: Sync) -> Result<Published> {
+    if sync == Sync::Yes {
+        parent.open_dir(staging)?.sync()?;
+    }
     let done = match rename_at(parent, staging, parent, name, Rename::NoReplace) {
         Ok(()) => Published::New,
         Err(e) if e.errno() == Some(Errno::EEXIST) => {
@@ -72,6 +79,8 @@ pub fn publish(parent: &Dir, staging: &OsStr, name: &OsStr) -> Result<Published>
         }
         Err(e) => return Err(e),
     };
-    parent.sync()?;
+    if sync == Sync::Yes {
+        parent.sync()?;
+    }
     Ok(done)
 }

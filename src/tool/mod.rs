@@ -3,5 +3,6 @@
 
 pub mod dashboard_finish;
 pub mod dashboard_run;
+pub mod reconcile;
 pub mod seed_supervise;
 pub mod svscan_perms;

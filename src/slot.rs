@@ -1,0 +1,601 @@
+//! A profile's gateway slot: the s6 service directory `gateway-<profile>`
+//! in a scan directory, rendered, built aside and published in one rename.
+//!
+//! Used by `hermes-reconcile` (every profile at boot) and `hermes-slot
+//! register` (one profile at run time), so both build exactly the same
+//! slot. The content is fixed by DESIGN §2 and documented, file by file,
+//! in `doc/hermes-reconcile.md`:
+//!
+//! * `type` (`longrun`), `run`, `finish`, `log/run`, and `down` when the
+//!   gateway must not start by itself;
+//! * the supervise skeleton ([`skeleton`]) in the slot and in `log/`, so
+//!   the user can control a slot whose supervisor runs as root.
+//!
+//! The content digest is SHA-256 over those files (path, mode, length,
+//! bytes). An existing slot whose files hash to the rendered digest is left
+//! untouched; nothing extra is stored in the slot (the live files are
+//! hashed again instead, so a slot edited by hand is noticed too).
+//!
+//! Building: the slot is made in `.gateway-<profile>.tmp` (s6-svscan skips
+//! dot-names) through the fd layer, every inode given to the user when we
+//! run as root (the slot directory itself last, just before publication),
+//! then renamed onto its real name: a fresh name with `RENAME_NOREPLACE`,
+//! an existing slot swapped with `RENAME_EXCHANGE` and the old tree removed
+//! afterwards. Nobody ever sees a half-built slot under its real name.
+//! The staging directory is new, and only we can write it (root-owned
+//! while root builds it), so its entries are created and set by name.
+//!
+//! A staging directory left by an earlier, interrupted build is removed;
+//! if it cannot be (made by root, we run as the user: upstream #60774) it
+//! is renamed aside to `.gateway-<profile>.tmp.stale-<ns>` and reported.
+
+use std::borrow::Cow;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::PathBuf;
+
+use nix::errno::Errno;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::fs::Sync;
+use crate::fs::publish::{self, Published, Rename, rename_at};
+use crate::fs::tree::{self, Limits};
+use crate::fs::{Dir, Kind, creation_mode_is_exact};
+use crate::profile::Profile;
+use crate::s6;
+use crate::skeleton::{self, Owner};
+
+/// Prefix of every slot name.
+pub const PREFIX: &str = "gateway-";
+/// Prefix of staging directories (and of what is moved aside).
+pub const STAGING_PREFIX: &str = ".gateway-";
+/// Suffix of staging directories.
+pub const STAGING_SUFFIX: &str = ".tmp";
+/// Infix of a leftover staging directory renamed aside.
+pub const ASIDE_INFIX: &str = ".tmp.stale-";
+/// The longest profile name that gets a slot: its staging name must fit
+/// in a file name (255 bytes); its slot name then fits s6-svscan's
+/// default `name_max` (251) too.
+pub const PROFILE_MAX: usize = 255 - STAGING_PREFIX.len() - STAGING_SUFFIX.len();
+
+/// Largest slot file read back when comparing with the rendered content.
+const READ_BACK_CAP: u64 = 64 << 10;
+/// Bounds for removing an old or leftover slot tree.
+const TREE_LIMITS: Limits = Limits { depth: 16, entries: 10_000 };
+
+/// `gateway-<profile>`.
+pub fn name(profile: &Profile) -> String {
+    format!("{PREFIX}{profile}")
+}
+
+/// `.gateway-<profile>.tmp`.
+pub fn staging_name(profile: &Profile) -> String {
+    format!("{STAGING_PREFIX}{profile}{STAGING_SUFFIX}")
+}
+
+/// Whether a scan-directory entry is a staging directory or one moved
+/// aside, whatever its profile.
+pub fn is_staging_name(name: &[u8]) -> bool {
+    name.starts_with(STAGING_PREFIX.as_bytes())
+        && (name.ends_with(STAGING_SUFFIX.as_bytes())
+            || name.windows(ASIDE_INFIX.len()).any(|w| w == ASIDE_INFIX.as_bytes()))
+}
+
+/// Whether the gateway starts when its supervisor does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// No `down` file: s6-supervise starts it at once.
+    Up,
+    /// A `down` file: it waits for `s6-svc -u`.
+    Down,
+}
+
+/// The account the scripts drop to when their supervisor runs as root,
+/// as `s6-setuidgid` takes it: a login name, or `UID:GID`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunAs(String);
+
+impl RunAs {
+    /// From the tools' `-u` value: a name (letters, digits, `._-`, not
+    /// starting with `-`), or `:UID:GID`, which s6-setuidgid spells
+    /// `UID:GID`. Anything else could not be written into a script safely.
+    pub fn new(spec: &str) -> Result<RunAs> {
+        let bad = || Error::refused("use account", std::path::Path::new(spec), "expected a login name or :UID:GID");
+        if let Some(ids) = spec.strip_prefix(':') {
+            let (u, g) = ids.split_once(':').ok_or_else(bad)?;
+            let number = |s: &str| !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit());
+            return if number(u) && number(g) { Ok(RunAs(format!("{u}:{g}"))) } else { Err(bad()) };
+        }
+        let ok = |b: u8| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-';
+        if spec.is_empty() || spec.len() > 64 || spec.starts_with('-') || !spec.bytes().all(ok) {
+            return Err(bad());
+        }
+        Ok(RunAs(spec.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// One rendered file: where it goes in the slot, its mode, its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    /// `None` for the slot's top level, `Some("log")` for the logger.
+    pub dir: Option<&'static str>,
+    pub name: &'static str,
+    pub mode: u32,
+    pub data: Cow<'static, [u8]>,
+}
+
+impl File {
+    /// Its path relative to the slot.
+    pub fn path(&self) -> String {
+        match self.dir {
+            Some(d) => format!("{d}/{}", self.name),
+            None => self.name.to_string(),
+        }
+    }
+}
+
+/// A slot's complete content, ready to build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub profile: Profile,
+    pub start: Start,
+    /// In build order; the `log` directory comes before `log/run`.
+    pub files: Vec<File>,
+    /// SHA-256 over the files (path, mode, length, bytes, in order).
+    pub digest: [u8; 32],
+}
+
+impl Rendered {
+    /// The digest as lowercase hex.
+    pub fn digest_hex(&self) -> String {
+        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+/// The gateway command of a profile: the root profile is never `-p
+/// default` (that would be `profiles/default/`).
+fn command(profile: &Profile) -> String {
+    if profile.is_root() {
+        "hermes gateway run --replace".to_string()
+    } else {
+        format!("hermes -p {profile} gateway run --replace")
+    }
+}
+
+/// The `run` script. Profile names and accounts are shell-safe by
+/// construction ([`Profile::parse`], [`RunAs::new`]).
+pub fn run_script(profile: &Profile, run_as: &RunAs) -> String {
+    let cmd = command(profile);
+    let user = run_as.as_str();
+    format!(
+        "#!/command/with-contenv sh
+# shellcheck shell=sh
+# gateway-{profile}: built by hermes-s6; rebuilt at every container boot.
+set -e
+export HOME=/opt/data
+cd /opt/data
+# The gateway is supervised: it must not redirect a start to s6 again.
+export HERMES_S6_SUPERVISED_CHILD=1
+export HERMES_SUPERVISED_CHILD=1
+# A supervisor running as {user} cannot drop privileges (setgroups fails).
+if [ \"$(id -u)\" != 0 ]; then
+  exec {cmd}
+fi
+exec s6-setuidgid {user} {cmd}
+"
+    )
+}
+
+/// The `finish` script: the same for every profile.
+pub fn finish_script() -> &'static str {
+    "#!/command/with-contenv sh
+# shellcheck shell=sh
+# $1 is how run ended: its exit code, or 256 if a signal killed it.
+# 0 is a planned stop, 78 (EX_CONFIG) a configuration error that a restart
+# cannot fix: exit 125 so that s6-supervise leaves the gateway down.
+# Anything else (a crash, the 1 of an unplanned SIGTERM): restart.
+case \"$1\" in
+  0 | 78) exit 125 ;;
+esac
+exit 0
+"
+}
+
+/// The logger's `run` script.
+pub fn log_run_script(profile: &Profile, run_as: &RunAs) -> String {
+    let user = run_as.as_str();
+    format!(
+        "#!/command/with-contenv sh
+# shellcheck shell=sh
+# Logger of gateway-{profile}: s6-log as {user} into
+# $HERMES_HOME/logs/gateways/{profile}, HERMES_HOME read when it starts.
+: \"${{HERMES_HOME:=/opt/data}}\"
+log_dir=\"$HERMES_HOME/logs/gateways/{profile}\"
+if [ \"$(id -u)\" != 0 ]; then
+  mkdir -p \"$log_dir\"
+  rm -f \"$log_dir/lock\"
+  exec s6-log 1 n10 s1000000 T \"$log_dir\"
+fi
+# As root: every change in the user's tree is made as the user.
+s6-setuidgid {user} mkdir -p \"$log_dir\"
+s6-setuidgid {user} rm -f \"$log_dir/lock\"
+exec s6-setuidgid {user} s6-log 1 n10 s1000000 T \"$log_dir\"
+"
+    )
+}
+
+/// Renders the whole slot of `profile`.
+pub fn render(profile: &Profile, run_as: &RunAs, start: Start) -> Rendered {
+    let mut files = vec![
+        File { dir: None, name: "type", mode: 0o644, data: Cow::Borrowed(b"longrun\n") },
+        File { dir: None, name: "run", mode: 0o755, data: Cow::Owned(run_script(profile, run_as).into_bytes()) },
+        File { dir: None, name: "finish", mode: 0o755, data: Cow::Borrowed(finish_script().as_bytes()) },
+        File { dir: Some(s6::LOG), name: "run", mode: 0o755, data: Cow::Owned(log_run_script(profile, run_as).into_bytes()) },
+    ];
+    if start == Start::Down {
+        files.push(File { dir: None, name: s6::DOWN, mode: 0o644, data: Cow::Borrowed(b"") });
+    }
+    let digest = digest(files.iter().map(|f| (f.path(), f.mode, &f.data[..])));
+    Rendered { profile: profile.clone(), start, files, digest }
+}
+
+/// SHA-256 over (path, mode, length, bytes) of each file, in order.
+fn digest<'a>(files: impl Iterator<Item = (String, u32, &'a [u8])>) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for (path, mode, data) in files {
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(format!("{mode:o}").as_bytes());
+        h.update([0]);
+        h.update((data.len() as u64).to_be_bytes());
+        h.update(data);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(h.finalize().as_slice());
+    out
+}
+
+/// Whether an existing slot may be replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Existing {
+    /// Replace it if its content differs (reconcile).
+    Replace,
+    /// Refuse: the slot is already registered (`hermes-slot register`).
+    Refuse,
+}
+
+/// What [`install`] did with the slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Built {
+    /// There was no slot; there is one now.
+    Created,
+    /// A slot with other content was swapped for the new one.
+    Replaced,
+    /// The slot already had exactly this content; nothing was written.
+    Unchanged,
+}
+
+/// Something left behind that could not be removed: not fatal, reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leftover {
+    /// Why it could not be removed.
+    pub error: Error,
+    /// Its name in the scan directory now (moved aside, or where it was).
+    pub left_at: PathBuf,
+}
+
+impl fmt::Display for Leftover {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}; left as {}", self.error, crate::msg::printable(&self.left_at.display().to_string()))
+    }
+}
+
+/// The result of [`install`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Installed {
+    pub built: Built,
+    /// Trees that could not be removed (see [`Leftover`]).
+    pub leftovers: Vec<Leftover>,
+}
+
+/// Builds slots in one scan directory, for one owner.
+#[derive(Debug, Clone, Copy)]
+pub struct Builder<'a> {
+    scandir: &'a Dir,
+    owner: Owner,
+    sync: Sync,
+    parent: skeleton::Parent,
+}
+
+/// Builds `slot` in `scandir` and publishes it: [`Builder::install`] for
+/// a single slot.
+pub fn install(scandir: &Dir, slot: &Rendered, owner: Owner, existing: Existing) -> Result<Installed> {
+    Builder::new(scandir, owner).install(slot, existing)
+}
+
+impl<'a> Builder<'a> {
+    /// `owner`: `Owner::Chown` when run as root (the whole slot is given to
+    /// the user), `Owner::Caller` when run as the user. Writes are synced
+    /// unless the scan directory is in memory (tmpfs: fsync does nothing;
+    /// s6-overlay's `/run` always is).
+    pub fn new(scandir: &'a Dir, owner: Owner) -> Builder<'a> {
+        let sync = if scandir.in_memory().unwrap_or(false) { Sync::No } else { Sync::Yes };
+        // In a setgid scan directory, new directories inherit setgid (and a
+        // group): their modes must then be set, and sometimes read back.
+        let parent = match scandir.stat() {
+            Ok(st) if st.mode & 0o2000 == 0 => skeleton::Parent::Plain,
+            _ => skeleton::Parent::Setgid,
+        };
+        Builder { scandir, owner, sync, parent }
+    }
+
+    /// The scan directory slots are built in.
+    pub fn scandir(&self) -> &'a Dir {
+        self.scandir
+    }
+
+    /// Builds `slot` and publishes it (module docs). Errors leave no
+    /// staging directory behind when it can be removed.
+    pub fn install(&self, slot: &Rendered, existing: Existing) -> Result<Installed> {
+        let (scandir, owner) = (self.scandir, self.owner);
+        let real = OsString::from(name(&slot.profile));
+        let staging = OsString::from(staging_name(&slot.profile));
+        if slot.profile.as_str().len() > PROFILE_MAX {
+            return Err(Error::refused(
+                "build",
+                scandir.child_path(&real),
+                format!("profile name longer than {PROFILE_MAX} bytes: no slot (file name and s6-svscan limits)"),
+            ));
+        }
+        let present = scandir.stat_at(&real)?;
+        match (present, existing) {
+            (None, _) => {}
+            (Some(_), Existing::Refuse) => return Err(Error::refused("register", scandir.child_path(&real), "already registered")),
+            (Some(st), Existing::Replace) => {
+                if st.kind == Kind::Dir && same_content(scandir, &real, slot) {
+                    return Ok(Installed { built: Built::Unchanged, leftovers: Vec::new() });
+                }
+            }
+        }
+        let mut leftovers = Vec::new();
+        if !scandir.mkdir_at(&staging, 0o755)? {
+            leftovers.extend(clear(scandir, &staging)?);
+            if !scandir.mkdir_at(&staging, 0o755)? {
+                return Err(Error::refused("build", scandir.child_path(&staging), "keeps reappearing"));
+            }
+        }
+        if let Err(e) = fill(scandir, &staging, slot, owner, self.sync, self.parent) {
+            let _ = tree::remove_tree(scandir, &staging, TREE_LIMITS);
+            return Err(e);
+        }
+        let built = match existing {
+            Existing::Replace => match publish::publish_with(scandir, &staging, &real, self.sync) {
+                Ok(Published::New) => Built::Created,
+                Ok(Published::Replaced) => {
+                    // The old slot is under the staging name now.
+                    leftovers.extend(clear(scandir, &staging).unwrap_or_else(|error| {
+                        Some(Leftover { error, left_at: scandir.child_path(&staging) })
+                    }));
+                    Built::Replaced
+                }
+                Err(e) => {
+                    let _ = tree::remove_tree(scandir, &staging, TREE_LIMITS);
+                    return Err(e);
+                }
+            },
+            Existing::Refuse => {
+                let placed = scandir
+                    .open_dir(&staging)
+                    .and_then(|d| d.sync())
+                    .and_then(|()| rename_at(scandir, &staging, scandir, &real, Rename::NoReplace))
+                    .and_then(|()| scandir.sync());
+                if let Err(e) = placed {
+                    let _ = tree::remove_tree(scandir, &staging, TREE_LIMITS);
+                    return Err(if e.errno() == Some(Errno::EEXIST) {
+                        Error::refused("register", scandir.child_path(&real), "already registered")
+                    } else {
+                        e
+                    });
+                }
+                Built::Created
+            }
+        };
+        Ok(Installed { built, leftovers })
+    }
+}
+
+/// Writes everything into the (empty, fresh) staging directory.
+fn fill(scandir: &Dir, staging: &OsStr, slot: &Rendered, owner: Owner, sync: Sync, parent: skeleton::Parent) -> Result<()> {
+    let ids = match owner {
+        Owner::Chown { uid, gid } => Some((uid, gid)),
+        Owner::Caller { .. } => None,
+    };
+    let exact = parent == skeleton::Parent::Plain && creation_mode_is_exact(0o755);
+    let top = scandir.open_dir(staging)?;
+    if !exact {
+        top.chmod(0o755)?;
+    }
+    let log = fresh_subdir(&top, s6::LOG, ids, exact)?;
+    for f in &slot.files {
+        let dir = if f.dir.is_some() { &log } else { &top };
+        dir.create_public_file(OsStr::new(f.name), f.mode, &f.data, ids, sync)?;
+    }
+    skeleton::seed_fresh(&top, Some(&log), owner, parent)?;
+    // The slot itself last: until now nobody else could write into it.
+    if let Some((uid, gid)) = ids {
+        top.chown(uid, gid)?;
+    }
+    Ok(())
+}
+
+/// Creates the subdirectory `name` of a fresh directory, mode 0755 exactly
+/// (`exact`: creation gives that mode already).
+fn fresh_subdir(parent: &Dir, name: &str, ids: Option<(u32, u32)>, exact: bool) -> Result<Dir> {
+    let name = OsStr::new(name);
+    if !parent.mkdir_at(name, 0o755)? {
+        return Err(Error::refused("build", parent.child_path(name), "appeared in a fresh staging directory"));
+    }
+    if let Some((uid, gid)) = ids {
+        parent.chown_at(name, uid, gid)?;
+    }
+    if !exact {
+        parent.chmod_at(name, 0o755)?;
+    }
+    parent.open_dir(name)
+}
+
+/// Whether the live slot `real` holds exactly the rendered content: its
+/// files (read back with their modes) hash to the rendered digest, and
+/// there is no `down` file when there should be none.
+fn same_content(scandir: &Dir, real: &OsStr, slot: &Rendered) -> bool {
+    let Ok(live) = scandir.open_dir(real) else { return false };
+    let Ok(log) = live.open_dir(OsStr::new(s6::LOG)) else { return false };
+    let mut read = Vec::with_capacity(slot.files.len());
+    for f in &slot.files {
+        let dir = if f.dir.is_some() { &log } else { &live };
+        let name = OsStr::new(f.name);
+        let Ok(Some(st)) = dir.stat_at(name) else { return false };
+        let Ok(Some(data)) = dir.read_file(name, READ_BACK_CAP) else { return false };
+        if st.kind != Kind::File {
+            return false;
+        }
+        read.push((f.path(), st.mode, data));
+    }
+    let unwanted_down = slot.start == Start::Up && !matches!(live.stat_at(OsStr::new(s6::DOWN)), Ok(None));
+    !unwanted_down && digest(read.iter().map(|(p, m, d)| (p.clone(), *m, &d[..]))) == slot.digest
+}
+
+/// Removes the tree `name` in `scandir`; if it cannot be removed, renames
+/// it aside (`<name>.stale-<ns>`, or a fresh suffix for a name already
+/// aside) and returns that as a [`Leftover`]. `Err` if it could be neither
+/// removed nor moved.
+pub fn clear(scandir: &Dir, name: &OsStr) -> Result<Option<Leftover>> {
+    let error = match tree::remove_tree(scandir, name, TREE_LIMITS) {
+        Ok(_) => return Ok(None),
+        Err(e) => e,
+    };
+    let base = name.to_string_lossy();
+    let base = match base.find(ASIDE_INFIX) {
+        Some(i) => &base[..i + STAGING_SUFFIX.len()],
+        None => &base[..],
+    };
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    for n in 0..3u128 {
+        let aside = OsString::from(format!("{base}.stale-{}", nanos + n));
+        match rename_at(scandir, name, scandir, &aside, Rename::NoReplace) {
+            Ok(()) => return Ok(Some(Leftover { error, left_at: scandir.child_path(&aside) })),
+            Err(e) if e.errno() == Some(Errno::EEXIST) => continue,
+            Err(_) => break,
+        }
+    }
+    Err(error)
+}
+
+/// Clears what interrupted builds left in `scandir`, for every profile:
+/// staging directories are removed (or moved aside and reported, see
+/// [`clear`]); directories already moved aside are removed if possible,
+/// silently otherwise (they were reported when moved).
+pub fn sweep_staging(scandir: &Dir) -> Result<Vec<Leftover>> {
+    // s6-svscan's own bound on services is 160,000.
+    const SCANDIR_MAX: usize = 200_000;
+    let mut left = Vec::new();
+    for name in scandir.entries(SCANDIR_MAX)? {
+        let bytes = name.as_encoded_bytes();
+        if !is_staging_name(bytes) {
+            continue;
+        }
+        if bytes.windows(ASIDE_INFIX.len()).any(|w| w == ASIDE_INFIX.as_bytes()) {
+            let _ = tree::remove_tree(scandir, &name, TREE_LIMITS);
+            continue;
+        }
+        match clear(scandir, &name) {
+            Ok(None) => {}
+            Ok(Some(l)) => left.push(l),
+            Err(error) => left.push(Leftover { left_at: scandir.child_path(&name), error }),
+        }
+    }
+    Ok(left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(name: &str) -> Profile {
+        Profile::parse(name.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(name(&p("coder")), "gateway-coder");
+        assert_eq!(staging_name(&p("coder")), ".gateway-coder.tmp");
+        assert!(is_staging_name(b".gateway-coder.tmp"));
+        assert!(is_staging_name(b".gateway-coder.tmp.stale-123"));
+        assert!(!is_staging_name(b"gateway-coder"));
+        assert!(!is_staging_name(b".gateway-coder"));
+        assert!(!is_staging_name(b".s6-svscan"));
+    }
+
+    #[test]
+    fn accounts_for_s6_setuidgid() {
+        assert_eq!(RunAs::new("hermes").unwrap().as_str(), "hermes");
+        assert_eq!(RunAs::new(":10000:10000").unwrap().as_str(), "10000:10000");
+        for bad in ["", "-x", "a b", "a;b", "$(id)", ":1", ":1:", ":a:1", "h\n"] {
+            assert!(RunAs::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn run_script_for_the_root_and_a_named_profile() {
+        let hermes = RunAs::new("hermes").unwrap();
+        let root = run_script(&Profile::root(), &hermes);
+        assert!(root.starts_with("#!/command/with-contenv sh\n"));
+        assert!(root.contains("\nexport HOME=/opt/data\ncd /opt/data\n"));
+        assert!(root.contains("\nexport HERMES_S6_SUPERVISED_CHILD=1\nexport HERMES_SUPERVISED_CHILD=1\n"));
+        assert!(root.contains("\n  exec hermes gateway run --replace\n"));
+        assert!(root.ends_with("\nexec s6-setuidgid hermes hermes gateway run --replace\n"));
+        assert!(!root.contains("-p default") && !root.contains("-p 'default'"));
+        let coder = run_script(&p("coder"), &RunAs::new(":10000:10000").unwrap());
+        assert!(coder.contains("\n  exec hermes -p coder gateway run --replace\n"));
+        assert!(coder.ends_with("\nexec s6-setuidgid 10000:10000 hermes -p coder gateway run --replace\n"));
+    }
+
+    #[test]
+    fn finish_parks_0_and_78_only() {
+        let f = finish_script();
+        assert!(f.contains("0 | 78) exit 125 ;;") && f.ends_with("\nexit 0\n"));
+    }
+
+    #[test]
+    fn log_run_resolves_hermes_home_when_it_starts() {
+        let l = log_run_script(&p("coder"), &RunAs::new("hermes").unwrap());
+        assert!(l.contains(": \"${HERMES_HOME:=/opt/data}\"\nlog_dir=\"$HERMES_HOME/logs/gateways/coder\"\n"));
+        assert!(!l.contains("/opt/data/logs"), "no baked HERMES_HOME");
+        assert!(l.contains("\ns6-setuidgid hermes mkdir -p \"$log_dir\"\ns6-setuidgid hermes rm -f \"$log_dir/lock\"\n"));
+        assert!(l.ends_with("\nexec s6-setuidgid hermes s6-log 1 n10 s1000000 T \"$log_dir\"\n"));
+        assert!(l.contains("\n  exec s6-log 1 n10 s1000000 T \"$log_dir\"\n"));
+    }
+
+    #[test]
+    fn the_digest_covers_every_file_and_the_down_file() {
+        let hermes = RunAs::new("hermes").unwrap();
+        let up = render(&p("coder"), &hermes, Start::Up);
+        let down = render(&p("coder"), &hermes, Start::Down);
+        let other = render(&p("coder2"), &hermes, Start::Up);
+        assert_eq!(up.files.len(), 4);
+        assert_eq!(down.files.last().map(|f| (f.name, f.data.len())), Some(("down", 0)));
+        assert_ne!(up.digest, down.digest);
+        assert_ne!(up.digest, other.digest);
+        assert_eq!(up, render(&p("coder"), &hermes, Start::Up), "rendering is deterministic");
+        assert_eq!(up.digest_hex().len(), 64);
+        assert_eq!(
+            up.files.iter().map(|f| (f.path(), f.mode)).collect::<Vec<_>>(),
+            [("type".into(), 0o644), ("run".into(), 0o755), ("finish".into(), 0o755), ("log/run".into(), 0o755)]
+        );
+    }
+}

@@ -1,0 +1,203 @@
+//! hermes-reconcile: rebuild every profile's gateway slot at container
+//! boot, autostarting only what was running. See doc/hermes-reconcile.md.
+
+use std::ffi::{OsStr, OsString};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::cli::{self, Arg};
+use crate::container::{self, Command};
+use crate::msg::{self, exit};
+use crate::reconcile::{self, Config};
+use crate::skeleton::Owner;
+use crate::slot::RunAs;
+use crate::user;
+
+pub const PROG: &str = "hermes-reconcile";
+pub const USAGE: &str = "hermes-reconcile [ -n ] [ -j ] [ -s scandir ] [ -H hermes_home ] [ -u user ]";
+
+/// `HERMES_HOME` when neither `-H` nor the environment gives one.
+pub const DEFAULT_HOME: &str = "/opt/data";
+/// The isolated topology's scan directory, used when it exists.
+pub const USER_SCANDIR: &str = "/run/hermes/service";
+/// The shared topology's scan directory (s6-overlay's own).
+pub const ROOT_SCANDIR: &str = "/run/service";
+/// Printed instead of reconciling in a dashboard-only container.
+pub const DASHBOARD_SKIP: &str = "reconcile: skipping (dashboard container: it runs no profile gateways)";
+
+#[derive(Debug, PartialEq, Eq)]
+struct Args {
+    dry_run: bool,
+    json: bool,
+    scandir: Option<PathBuf>,
+    home: Option<PathBuf>,
+    user: String,
+}
+
+enum Parsed {
+    Run(Args),
+    Help,
+}
+
+fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error> {
+    let mut p = cli::parser(argv);
+    let mut args = Args { dry_run: false, json: false, scandir: None, home: None, user: "hermes".into() };
+    while let Some(arg) = p.next()? {
+        match arg {
+            Arg::Short('n') => args.dry_run = true,
+            Arg::Short('j') => args.json = true,
+            Arg::Short('s') => args.scandir = Some(path(p.value()?, "scandir")?),
+            Arg::Short('H') => args.home = Some(path(p.value()?, "hermes_home")?),
+            Arg::Short('u') => args.user = cli::string(p.value()?, "user")?,
+            Arg::Short('h') => return Ok(Parsed::Help),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    Ok(Parsed::Run(args))
+}
+
+fn path(value: OsString, what: &str) -> Result<PathBuf, cli::Error> {
+    if value.is_empty() {
+        return Err(format!("empty {what}").into());
+    }
+    Ok(PathBuf::from(value))
+}
+
+/// A flag variable is set when its value, trimmed, is one of `words`
+/// (ASCII case ignored).
+fn flag(value: Option<&OsStr>, words: &[&str]) -> bool {
+    let Some(v) = value.and_then(OsStr::to_str) else { return false };
+    words.iter().any(|w| v.trim().eq_ignore_ascii_case(w))
+}
+
+/// A non-empty environment variable.
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
+}
+
+/// The scan directory: `-s`, else `S6_PROFILE_GATEWAY_SCANDIR`, else the
+/// user's scan directory if it exists (isolated topology), else root's.
+fn scandir(flag: Option<PathBuf>, env: Option<PathBuf>, user_scandir_exists: bool) -> PathBuf {
+    flag.or(env).unwrap_or_else(|| PathBuf::from(if user_scandir_exists { USER_SCANDIR } else { ROOT_SCANDIR }))
+}
+
+pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
+    let args = match parse(argv) {
+        Ok(Parsed::Run(args)) => args,
+        Ok(Parsed::Help) => return msg::help(USAGE),
+        Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
+    };
+    // Every file and directory is created with an explicit mode: with no
+    // umask the modes come out exact, with no chmod afterwards.
+    nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+    // A dashboard-only container runs no gateways: touch nothing at all.
+    let command = container::classify(container::strip(&container::find_argv(Path::new("/proc"))));
+    if command == Command::Dashboard {
+        if args.json {
+            msg::info(PROG, DASHBOARD_SKIP);
+            return print(b"[]\n");
+        }
+        return print(format!("{DASHBOARD_SKIP}\n").as_bytes());
+    }
+    let run_as = match RunAs::new(&args.user) {
+        Ok(r) => r,
+        Err(e) => return msg::fatal(PROG, e.exit_code(), e),
+    };
+    let account = match user::resolve(&args.user) {
+        Ok(a) => a,
+        Err(e) => return msg::fatal(PROG, e.exit_code(), e),
+    };
+    let euid = nix::unistd::geteuid().as_raw();
+    let owner = if euid == 0 {
+        Owner::Chown { uid: account.uid, gid: account.gid }
+    } else if euid == account.uid {
+        Owner::Caller { uid: account.uid, gid: account.gid }
+    } else {
+        let why = format!("must run as root or as {} (uid {}), not as uid {euid}", args.user, account.uid);
+        return msg::fatal(PROG, exit::PERMANENT, why);
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let cfg = Config {
+        home: args.home.or_else(|| env_path("HERMES_HOME")).unwrap_or_else(|| PathBuf::from(DEFAULT_HOME)),
+        scandir: scandir(args.scandir, env_path("S6_PROFILE_GATEWAY_SCANDIR"), Path::new(USER_SCANDIR).is_dir()),
+        run_as,
+        owner,
+        multiplex: flag(std::env::var_os("GATEWAY_MULTIPLEX_PROFILES").as_deref(), &["1", "true", "yes", "on"]),
+        no_supervise: flag(std::env::var_os("HERMES_GATEWAY_NO_SUPERVISE").as_deref(), &["1", "true", "yes"]),
+        command,
+        dry_run: args.dry_run,
+        now,
+    };
+    let outcome = match reconcile::run(&cfg, &mut |w| msg::warn(PROG, w)) {
+        Ok(o) => o,
+        Err(e) => return msg::fatal(PROG, exit::SYSTEM, e),
+    };
+    let mut out = String::new();
+    if args.json {
+        out.push_str(&reconcile::report_json(&outcome.entries));
+        out.push('\n');
+    } else {
+        for e in &outcome.entries {
+            out.push_str(&reconcile::report_line(e));
+            out.push('\n');
+        }
+    }
+    let code = print(out.as_bytes());
+    if outcome.scandir_unwritable {
+        msg::warn(PROG, format_args!("the scan directory {} could not be written", msg::printable(&cfg.scandir.to_string_lossy())));
+        return ExitCode::from(exit::SYSTEM);
+    }
+    code
+}
+
+/// Writes the report on stdout; a closed stdout is not an error of ours.
+fn print(bytes: &[u8]) -> ExitCode {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes).and_then(|()| out.flush());
+    ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(v: &[&str]) -> Result<Parsed, cli::Error> {
+        parse(std::iter::once(PROG).chain(v.iter().copied()).map(OsString::from))
+    }
+
+    #[test]
+    fn parses_posix_style() {
+        let Ok(Parsed::Run(a)) = run(&["-nj", "-s", "/s", "-H/h", "-u", ":1:2"]) else { panic!() };
+        assert_eq!(
+            a,
+            Args { dry_run: true, json: true, scandir: Some("/s".into()), home: Some("/h".into()), user: ":1:2".into() }
+        );
+        let Ok(Parsed::Run(a)) = run(&[]) else { panic!() };
+        assert_eq!(a, Args { dry_run: false, json: false, scandir: None, home: None, user: "hermes".into() });
+        assert!(matches!(run(&["-h"]), Ok(Parsed::Help)));
+    }
+
+    #[test]
+    fn refuses_bad_usage() {
+        for bad in [&["x"][..], &["-x"], &["-s"], &["-s", ""], &["--json"], &["-n", "--", "x"]] {
+            assert!(run(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn flags_and_scandir_defaults() {
+        for yes in ["1", "true", "TRUE", "Yes", " on "] {
+            assert!(flag(Some(OsStr::new(yes)), &["1", "true", "yes", "on"]), "{yes}");
+        }
+        for no in ["", "0", "false", "no", "2", "y"] {
+            assert!(!flag(Some(OsStr::new(no)), &["1", "true", "yes", "on"]), "{no}");
+        }
+        assert!(!flag(Some(OsStr::new("on")), &["1", "true", "yes"]));
+        assert!(!flag(None, &["1"]));
+        assert_eq!(scandir(Some("/f".into()), Some("/e".into()), true), PathBuf::from("/f"), "the flag wins");
+        assert_eq!(scandir(None, Some("/e".into()), true), PathBuf::from("/e"), "then the environment");
+        assert_eq!(scandir(None, None, true), PathBuf::from(USER_SCANDIR));
+        assert_eq!(scandir(None, None, false), PathBuf::from(ROOT_SCANDIR));
+    }
+}

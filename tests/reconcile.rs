@@ -1,0 +1,1028 @@
+//! hermes-reconcile as a program: options, environment, exit codes,
+//! output, ownership when run as root and as the user, the container
+//! command found in /proc. (Real s6 is in tests/integration/30-*.)
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use common::*;
+
+const TOOL: &str = env!("CARGO_BIN_EXE_hermes-reconcile");
+const USER: &str = ":10000:10000";
+
+/// The tool reads every process's command line: a test that plants a
+/// fake container command must not run beside the others.
+static PROC: RwLock<()> = RwLock::new(());
+
+fn shared() -> RwLockReadGuard<'static, ()> {
+    PROC.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> RwLockWriteGuard<'static, ()> {
+    PROC.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A home and a scan directory, owned by the user.
+struct Tree {
+    s: Scratch,
+}
+
+impl Tree {
+    fn new(tag: &str) -> Tree {
+        let s = Scratch::new(tag);
+        for d in ["home", "scan"] {
+            std::fs::create_dir(s.join(d)).unwrap();
+            chown(&s.join(d), UID, GID);
+        }
+        Tree { s }
+    }
+    fn home(&self) -> PathBuf {
+        self.s.join("home")
+    }
+    fn scan(&self) -> PathBuf {
+        self.s.join("scan")
+    }
+    /// A profile with a SOUL.md and an optional state, all the user's.
+    fn profile(&self, name: &str, state: Option<&str>) -> PathBuf {
+        let profiles = self.home().join("profiles");
+        if !profiles.exists() {
+            std::fs::create_dir(&profiles).unwrap();
+            chown(&profiles, UID, GID);
+        }
+        let d = profiles.join(name);
+        std::fs::create_dir(&d).unwrap();
+        std::fs::write(d.join("SOUL.md"), "soul\n").unwrap();
+        if let Some(st) = state {
+            std::fs::write(d.join("gateway_state.json"), st).unwrap();
+        }
+        for p in [d.clone(), d.join("SOUL.md")] {
+            chown(&p, UID, GID);
+        }
+        d
+    }
+    fn args(&self) -> Vec<String> {
+        vec!["-u".into(), USER.into(), "-H".into(), path(&self.home()), "-s".into(), path(&self.scan())]
+    }
+    fn slots(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(self.scan()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+}
+
+fn path(p: &Path) -> String {
+    p.to_str().unwrap().to_string()
+}
+
+/// The tool with a clean environment (plus `env`), as root or as the user.
+fn tool(args: &[String], env: &[(&str, &str)], as_user: bool) -> Output {
+    let mut c = Command::new(TOOL);
+    c.args(args).env_clear().env("PATH", "/usr/bin:/bin");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    if as_user {
+        c.uid(UID).gid(GID);
+    }
+    c.output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn help_and_usage() {
+    let _g = shared();
+    let o = run(TOOL, &["-h"]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(stdout(&o), "usage: hermes-reconcile [ -n ] [ -j ] [ -s scandir ] [ -H hermes_home ] [ -u user ]\n");
+    for bad in [&["extra"][..], &["-x"], &["-s"], &["-u", "a b"]] {
+        let o = run(TOOL, bad);
+        assert_eq!(o.status.code(), Some(100), "{bad:?}: {}", stderr(&o));
+    }
+    let o = run(TOOL, &["-q"]);
+    assert_eq!(
+        stderr(&o),
+        "hermes-reconcile: fatal: invalid option '-q'\nhermes-reconcile: usage: hermes-reconcile [ -n ] [ -j ] [ -s scandir ] [ -H hermes_home ] [ -u user ]\n"
+    );
+    let o = run(TOOL, &["-u", "a;b", "-n"]);
+    assert_eq!(o.status.code(), Some(100));
+    assert_eq!(stderr(&o), "hermes-reconcile: fatal: unable to use account a;b: expected a login name or :UID:GID\n");
+}
+
+#[test]
+fn as_root_every_inode_of_every_slot_is_given_to_the_user() {
+    if !root_or_skip("reconcile_as_root") {
+        return;
+    }
+    let _g = shared();
+    let t = Tree::new("rec-root");
+    t.profile("coder", Some(r#"{"gateway_state": "running"}"#));
+    let o = tool(&t.args(), &[], false);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+    assert_eq!(
+        stdout(&o),
+        "reconcile: profile=default prior_state=None action=registered\nreconcile: profile=coder prior_state=running action=started\n"
+    );
+    assert_eq!(t.slots(), ["gateway-coder", "gateway-default"]);
+    for (p, st) in tree_snap(&t.scan()).into_iter().skip(1) {
+        assert_eq!((st.2, st.3), (UID, GID), "{}", p.display());
+    }
+    let slot = t.scan().join("gateway-coder");
+    let modes: Vec<(String, u32)> = ["", "type", "run", "finish", "log", "log/run", "event", "supervise", "supervise/control", "log/event"]
+        .iter()
+        .map(|p| (p.to_string(), snap(&slot.join(p)).1))
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            ("".into(), 0o755),
+            ("type".into(), 0o644),
+            ("run".into(), 0o755),
+            ("finish".into(), 0o755),
+            ("log".into(), 0o755),
+            ("log/run".into(), 0o755),
+            ("event".into(), 0o3730),
+            ("supervise".into(), 0o755),
+            ("supervise/control".into(), 0o660),
+            ("log/event".into(), 0o3730),
+        ]
+    );
+    // The log it created belongs to the user too.
+    let logs = t.home().join("logs");
+    assert_eq!(ids(&logs)[2..], [UID, GID]);
+    assert_eq!(ids(&logs.join("container-boot.log"))[2..], [UID, GID]);
+}
+
+#[test]
+fn as_the_user_the_slots_are_the_users_and_other_uids_are_refused() {
+    if !root_or_skip("reconcile_as_user") {
+        return;
+    }
+    let _g = shared();
+    let t = Tree::new("rec-user");
+    t.profile("coder", None);
+    let o = tool(&t.args(), &[], true);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(t.slots(), ["gateway-coder", "gateway-default"]);
+    for (p, st) in tree_snap(&t.scan()).into_iter().skip(1) {
+        assert_eq!((st.2, st.3), (UID, GID), "{}", p.display());
+    }
+    // Someone else may not build the user's slots.
+    let mut c = Command::new(TOOL);
+    let o = c.args(t.args()).uid(20000).gid(20000).output().unwrap();
+    assert_eq!(o.status.code(), Some(100));
+    assert_eq!(stderr(&o), "hermes-reconcile: fatal: must run as root or as :10000:10000 (uid 10000), not as uid 20000\n");
+}
+
+#[test]
+fn the_environment_gives_defaults_and_flags_win() {
+    if !root_or_skip("reconcile_env") {
+        return;
+    }
+    let _g = shared();
+    let t = Tree::new("rec-env");
+    let other = t.s.join("other-scan");
+    std::fs::create_dir(&other).unwrap();
+    chown(&other, UID, GID);
+    t.profile("coder", Some(r#"{"gateway_state": "running"}"#));
+    std::fs::write(t.home().join("gateway_state.json"), r#"{"gateway_state": "running"}"#).unwrap();
+    let home = path(&t.home());
+    let env = [
+        ("HERMES_HOME", home.as_str()),
+        ("S6_PROFILE_GATEWAY_SCANDIR", other.to_str().unwrap()),
+        ("GATEWAY_MULTIPLEX_PROFILES", "True"),
+    ];
+    let o = tool(&["-u".into(), USER.into()], &env, true);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "reconcile: profile=default prior_state=running action=started\nreconcile: profile=coder prior_state=running action=registered\n",
+        "multiplex keeps named slots down"
+    );
+    assert!(other.join("gateway-coder/down").exists() && t.slots().is_empty(), "the environment's scandir");
+    let o = tool(&["-u".into(), USER.into(), "-s".into(), path(&t.scan())], &env, true);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(t.slots(), ["gateway-coder", "gateway-default"], "-s wins over the environment");
+    // An empty variable is no value: HERMES_HOME falls back to /opt/data.
+    let o = tool(&["-u".into(), USER.into(), "-n".into(), "-s".into(), path(&t.scan())], &[("HERMES_HOME", "")], true);
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stderr(&o).is_empty() || stderr(&o).contains("/opt/data"), "{}", stderr(&o));
+}
+
+#[test]
+fn json_output_and_dry_run() {
+    if !root_or_skip("reconcile_json") {
+        return;
+    }
+    let _g = shared();
+    let t = Tree::new("rec-json");
+    t.profile("b", Some(r#"{"desired_state": "stopped"}"#));
+    t.profile("a", Some(r#"{"gateway_state": "draining"}"#));
+    let before = tree_snap(t.s.path());
+    let mut args = t.args();
+    args.extend(["-n".into(), "-j".into()]);
+    let o = tool(&args, &[], true);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(tree_snap(t.s.path()), before, "-n wrote something");
+    let want = serde_json::json!([
+        {"profile": "default", "prior_state": null, "action": "registered"},
+        {"profile": "a", "prior_state": "running", "action": "started"},
+        {"profile": "b", "prior_state": "stopped", "action": "registered"},
+    ]);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap(), want);
+    assert!(stdout(&o).ends_with("]\n") && stdout(&o).lines().count() == 1);
+    let o = tool(&t.args()[..].iter().cloned().chain(["-j".into()]).collect::<Vec<_>>(), &[], true);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap(), want, "a real run reports the same");
+}
+
+#[test]
+fn an_unwritable_scan_directory_is_fatal_111_and_nothing_changes() {
+    if !root_or_skip("reconcile_unwritable") {
+        return;
+    }
+    let _g = shared();
+    let t = Tree::new("rec-111");
+    chown(&t.scan(), 0, 0);
+    std::fs::write(t.home().join("gateway.pid"), "1").unwrap();
+    let o = tool(&t.args(), &[], true);
+    assert_eq!(o.status.code(), Some(111));
+    assert_eq!(stderr(&o), format!("hermes-reconcile: fatal: unable to write to {}: Permission denied\n", t.scan().display()));
+    assert!(t.home().join("gateway.pid").exists() && !t.home().join("logs").exists());
+    let mut args = t.args();
+    args[5] = path(&t.s.join("missing"));
+    let o = tool(&args, &[], true);
+    assert_eq!(o.status.code(), Some(111));
+    assert!(stderr(&o).ends_with("/missing: No such file or directory\n"), "{}", stderr(&o));
+    // A dry run needs no scan directory.
+    args.push("-n".into());
+    assert_eq!(tool(&args, &[], true).status.code(), Some(0));
+}
+
+#[test]
+fn the_boot_log_uses_local_time_with_its_offset() {
+    if !root_or_skip("reconcile_tz") {
+        return;
+    }
+    let _g = shared();
+    let t = Tree::new("rec-tz");
+    let o = tool(&t.args(), &[("TZ", "UTC-2")], true);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let log = std::fs::read_to_string(t.home().join("logs/container-boot.log")).unwrap();
+    let (ts, rest) = log.split_once(' ').unwrap();
+    assert!(ts.len() == 24 && ts.ends_with("+0200") && ts.as_bytes()[10] == b'T', "{ts}");
+    assert_eq!(rest, "profile=default prior_state=None action=registered prior_exit=unknown\n");
+}
+
+/// A process whose command line is `argv`, as the container's command
+/// would look in /proc; killed (with its process group) on drop.
+struct Marker(std::process::Child);
+
+impl Marker {
+    /// `/bin/sh -e SCRIPT ARGS...`: SCRIPT sleeps; the shell stays, so
+    /// its command line is exactly that.
+    fn spawn(s: &Scratch, args: &[&str]) -> Marker {
+        let script = s.join("rc.init");
+        std::fs::write(&script, "sleep 60\n:\n").unwrap();
+        let child = Command::new("/bin/sh").arg("-e").arg(&script).args(args).process_group(0).spawn().unwrap();
+        let want = format!("/bin/sh\0-e\0{}\0{}\0", script.display(), args.join("\0"));
+        let cmdline = format!("/proc/{}/cmdline", child.id());
+        for _ in 0..200 {
+            if std::fs::read(&cmdline).is_ok_and(|c| c == want.as_bytes()) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        Marker(child)
+    }
+}
+
+impl Drop for Marker {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(self.0.id() as i32), nix::sys::signal::Signal::SIGKILL);
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_dashboard_container_touches_nothing() {
+    if !root_or_skip("reconcile_dashboard") {
+        return;
+    }
+    let _g = exclusive();
+    let t = Tree::new("rec-dash");
+    t.profile("coder", Some(r#"{"gateway_state": "running"}"#));
+    std::fs::write(t.home().join("gateway.pid"), "1").unwrap();
+    chown(&t.scan(), 0, 0); // not even an unwritable scan directory matters
+    let before = (tree_snap(&t.home()), tree_snap(&t.scan()));
+    // The s6-overlay v3 shape: rc.init runs the wrapper (#49196).
+    let _m = Marker::spawn(&t.s, &["top", "/opt/hermes/docker/main-wrapper.sh", "dashboard", "--no-open"]);
+    let o = tool(&t.args(), &[], true);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "reconcile: skipping (dashboard container: it runs no profile gateways)\n");
+    assert_eq!(stderr(&o), "");
+    let mut args = t.args();
+    args.push("-j".into());
+    let o = tool(&args, &[], true);
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "[]\n"));
+    assert_eq!(stderr(&o), "hermes-reconcile: info: reconcile: skipping (dashboard container: it runs no profile gateways)\n");
+    assert_eq!((tree_snap(&t.home()), tree_snap(&t.scan())), before);
+}
+
+#[test]
+fn a_legacy_gateway_run_container_is_migrated_unless_opted_out() {
+    if !root_or_skip("reconcile_legacy") {
+        return;
+    }
+    let _g = exclusive();
+    let t = Tree::new("rec-legacy");
+    let _m = Marker::spawn(&t.s, &["/opt/hermes/docker/main-wrapper.sh", "gateway", "run"]);
+    let o = tool(&t.args(), &[("HERMES_GATEWAY_NO_SUPERVISE", "1")], true);
+    assert_eq!(stdout(&o), "reconcile: profile=default prior_state=None action=registered\n");
+    assert!(!t.home().join("gateway_state.json").exists());
+    let o = tool(&t.args(), &[("HERMES_SKIP_PROFILE_RECONCILE", "1")], true);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "reconcile: profile=default prior_state=running action=started\n", "the legacy skip variable is ignored");
+    let state = t.home().join("gateway_state.json");
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
+    assert_eq!(record["migrated_from"], "legacy-container-cmd");
+    assert_eq!((ids(&state)[1], ids(&state)[2]), (0o644, UID));
+    assert!(!t.scan().join("gateway-default/down").exists());
+}
+
+#[test]
+fn without_a_container_command_nothing_is_migrated() {
+    if !root_or_skip("reconcile_no_command") {
+        return;
+    }
+    let _g = shared();
+    let t = Tree::new("rec-plain");
+    let o = tool(&t.args(), &[], true);
+    assert_eq!(stdout(&o), "reconcile: profile=default prior_state=None action=registered\n");
+    assert!(!t.home().join("gateway_state.json").exists());
+    assert_eq!(std::fs::metadata(t.scan().join("gateway-default/run")).unwrap().permissions().mode() & 0o777, 0o755);
+    assert_eq!(std::fs::metadata(t.scan().join("gateway-default")).unwrap().uid(), UID);
+}
+
+#[test]
+fn the_rendered_scripts_are_shellcheck_clean() {
+    use hermes_s6::profile::Profile;
+    use hermes_s6::slot::{RunAs, Start, render};
+    if Command::new("shellcheck").arg("--version").output().is_err() {
+        if std::env::var_os("HERMES_S6_REQUIRE_ROOT").is_some_and(|v| v == "1") {
+            panic!("shellcheck is missing (make check installs it)");
+        }
+        eprintln!("skipping shellcheck: not installed");
+        return;
+    }
+    for (profile, user) in [("default", "hermes"), ("coder", "hermes"), ("a_b-0", ":10000:10000")] {
+        let slot = render(&Profile::parse(profile.as_bytes()).unwrap(), &RunAs::new(user).unwrap(), Start::Down);
+        for f in slot.files.iter().filter(|f| f.data.starts_with(b"#!")) {
+            let mut c = Command::new("shellcheck")
+                .args(["-s", "sh", "-"])
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            use std::io::Write;
+            c.stdin.take().unwrap().write_all(&f.data).unwrap();
+            let o = c.wait_with_output().unwrap();
+            assert!(o.status.success(), "{profile} {}: {}", f.path(), stdout(&o));
+        }
+    }
+}
+
+/// Runs the tool as the user with a deadline (a FIFO must never hang it).
+fn tool_within(args: &[String], secs: u64) -> Output {
+    let mut child = Command::new(TOOL)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .uid(UID)
+        .gid(GID)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("hermes-reconcile still running after {secs} s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// `pattern` with `*` matching any run of characters.
+fn glob(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return text == pattern;
+    }
+    if !text.starts_with(first) || !text[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// One hostile input: what to plant, then what must come out.
+struct Case {
+    name: &'static str,
+    plant: fn(&Tree),
+    exit: i32,
+    /// Each warning line after `hermes-reconcile: warning: `, with {H}
+    /// (home) and {S} (scan directory) substituted and `*` as a wildcard.
+    warnings: &'static [&'static str],
+    slots: &'static [&'static str],
+}
+
+const GOOD: &[&str] = &["gateway-default", "gateway-good"];
+const WITH_VICTIM: &[&str] = &["gateway-default", "gateway-good", "gateway-victim"];
+
+fn victim_state(t: &Tree) -> PathBuf {
+    t.profile("victim", None).join("gateway_state.json")
+}
+
+/// A root-only file outside the tree, for symlinks to point at.
+fn root_only_secret(t: &Tree) -> PathBuf {
+    let p = t.s.join("secret");
+    std::fs::write(&p, r#"{"desired_state": "running", "secret": "root only"}"#).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+    p
+}
+
+fn named_dir(t: &Tree, name: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let d = t.home().join("profiles").join(std::ffi::OsStr::from_bytes(name));
+    std::fs::create_dir(&d).unwrap();
+    std::fs::write(d.join("SOUL.md"), "soul").unwrap();
+    chown(&d, UID, GID);
+}
+
+const HOSTILE: &[Case] = &[
+    Case {
+        name: "name with a dot",
+        plant: |t| named_dir(t, b"Bad.Name"),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/Bad.Name: profile name must match [a-z0-9][a-z0-9_-]*; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "upper case name",
+        plant: |t| named_dir(t, b"UPPER"),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/UPPER: profile name must match [a-z0-9][a-z0-9_-]*; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "leading dash",
+        plant: |t| named_dir(t, b"-x"),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/-x: profile name must match [a-z0-9][a-z0-9_-]*; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "252-byte name",
+        plant: |t| named_dir(t, &[b'a'; 252]),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/aaaaaaaaaa*a: profile name too long (252 > 251 bytes); skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "trailing newline",
+        plant: |t| named_dir(t, b"a\n"),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/a\\n: profile name must match [a-z0-9][a-z0-9_-]*; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "non-UTF-8 name",
+        plant: |t| named_dir(t, b"\xff\xfe"),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/\u{fffd}\u{fffd}: profile name must match [a-z0-9][a-z0-9_-]*; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "valid 243-byte name: no slot fits",
+        plant: |t| named_dir(t, &[b'b'; 243]),
+        exit: 0,
+        warnings: &["unable to build {S}/gateway-bbbbbbbb*b: profile name longer than 242 bytes: no slot (file name and s6-svscan limits); gateway-bbb*b not built"],
+        slots: GOOD,
+    },
+    Case {
+        name: "a crashed profile create's staging dir",
+        plant: |t| named_dir(t, b".coder.staging-4242"),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/.coder.staging-4242: profile name must match [a-z0-9][a-z0-9_-]*; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "profiles/default",
+        plant: |t| named_dir(t, b"default"),
+        exit: 0,
+        warnings: &["{H}/profiles/default/ exists: skipped, its slot would collide with the root profile's gateway-default"],
+        slots: GOOD,
+    },
+    Case {
+        name: "state file: symlink to a root-only file",
+        plant: |t| std::os::unix::fs::symlink(root_only_secret(t), victim_state(t)).unwrap(),
+        exit: 0,
+        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: is a symlink; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: symlink to a readable running state",
+        plant: |t| {
+            let target = t.s.join("elsewhere.json");
+            std::fs::write(&target, r#"{"gateway_state": "running"}"#).unwrap();
+            std::os::unix::fs::symlink(target, victim_state(t)).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: is a symlink; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: FIFO",
+        plant: |t| nix::unistd::mkfifo(&victim_state(t), nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap(),
+        exit: 0,
+        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: is a FIFO, expected a regular file; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: directory",
+        plant: |t| std::fs::create_dir(victim_state(t)).unwrap(),
+        exit: 0,
+        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: is a directory, expected a regular file; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: 10 MiB",
+        plant: |t| {
+            let mut big = b"{\"desired_state\": \"running\", \"pad\": \"".to_vec();
+            big.resize(10 << 20, b'x');
+            big.extend_from_slice(b"\"}");
+            std::fs::write(victim_state(t), big).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: larger than 1048576 bytes; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: 100,000-deep nesting",
+        plant: |t| {
+            let deep = format!("{{\"desired_state\": {}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+            std::fs::write(victim_state(t), deep).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (nested deeper than 128 levels); treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: hard link",
+        plant: |t| {
+            let p = victim_state(t);
+            std::fs::write(&p, r#"{"gateway_state": "running"}"#).unwrap();
+            std::fs::hard_link(&p, p.with_file_name("other-name")).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: has 2 hard links; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: unreadable (root, 0600)",
+        plant: |t| {
+            let p = victim_state(t);
+            std::fs::write(&p, r#"{"gateway_state": "running"}"#).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to open {H}/profiles/victim/gateway_state.json: Permission denied; treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: JSON but an array",
+        plant: |t| std::fs::write(victim_state(t), r#"["running"]"#).unwrap(),
+        exit: 0,
+        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not a JSON object (an array); treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: truncated",
+        plant: |t| std::fs::write(victim_state(t), r#"{"gateway_state": "runn"#).unwrap(),
+        exit: 0,
+        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (truncated at line 1, column 23); treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: invalid UTF-8, and bytes that would forge a line",
+        plant: |t| std::fs::write(victim_state(t), b"{\"desired_state\": \"\xff\nhermes-reconcile: fatal: forged\"}").unwrap(),
+        exit: 0,
+        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (syntax error at line 2, column 0); treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "state file: empty",
+        plant: |t| std::fs::write(victim_state(t), "").unwrap(),
+        exit: 0,
+        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (truncated at line 1, column 0); treating as no prior state"],
+        slots: WITH_VICTIM,
+    },
+    Case {
+        name: "root state file: FIFO",
+        plant: |t| {
+            let p = t.home().join("gateway_state.json");
+            nix::unistd::mkfifo(&p, nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to read {H}/gateway_state.json: is a FIFO, expected a regular file; treating as no prior state"],
+        slots: GOOD,
+    },
+    Case {
+        name: "SOUL.md: dangling symlink",
+        plant: |t| {
+            let d = t.profile("victim", Some(r#"{"gateway_state": "running"}"#));
+            std::fs::remove_file(d.join("SOUL.md")).unwrap();
+            std::os::unix::fs::symlink("/nonexistent/soul", d.join("SOUL.md")).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/victim/SOUL.md: is a dangling symlink; profile skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "profiles: a symlink",
+        plant: |t| {
+            let real = t.home().join("profiles");
+            let moved = t.s.join("real-profiles");
+            std::fs::rename(&real, &moved).unwrap();
+            std::os::unix::fs::symlink(&moved, &real).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to use {H}/profiles: is a symlink, expected a directory; no named profile reconciled"],
+        slots: &["gateway-default"],
+    },
+    Case {
+        name: "a profile: a symlink to another",
+        plant: |t| std::os::unix::fs::symlink(t.home().join("profiles/good"), t.home().join("profiles/victim")).unwrap(),
+        exit: 0,
+        warnings: &["unable to use {H}/profiles/victim: is a symlink (not followed); skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "unreadable profile directory (root, 0700)",
+        plant: |t| {
+            let d = t.home().join("profiles/locked");
+            std::fs::create_dir(&d).unwrap();
+            std::fs::write(d.join("SOUL.md"), "soul").unwrap();
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to open {H}/profiles/locked: Permission denied; skipped"],
+        slots: GOOD,
+    },
+    Case {
+        name: "root-owned leftover staging dir (#60774)",
+        plant: |t| {
+            let d = t.scan().join(".gateway-good.tmp");
+            std::fs::create_dir_all(d.join("log")).unwrap();
+            std::fs::write(d.join("run"), "#!/bin/sh\n").unwrap();
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to open {S}/.gateway-good.tmp: Permission denied; left as {S}/.gateway-good.tmp.stale-*"],
+        slots: GOOD,
+    },
+    Case {
+        name: "root-owned leftover of a vanished profile",
+        plant: |t| {
+            let d = t.scan().join(".gateway-gone.tmp");
+            std::fs::create_dir(&d).unwrap();
+            std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to open {S}/.gateway-gone.tmp: Permission denied; left as {S}/.gateway-gone.tmp.stale-*"],
+        slots: GOOD,
+    },
+    Case {
+        name: "a file where the slot goes",
+        plant: |t| {
+            std::fs::write(t.scan().join("gateway-good"), "not a slot").unwrap();
+            chown(&t.scan().join("gateway-good"), UID, GID);
+        },
+        exit: 0,
+        warnings: &[],
+        slots: GOOD,
+    },
+    Case {
+        name: "gateway.pid: a directory",
+        plant: |t| std::fs::create_dir(t.home().join("profiles/good/gateway.pid")).unwrap(),
+        exit: 0,
+        warnings: &["unable to unlink {H}/profiles/good/gateway.pid: Is a directory"],
+        slots: GOOD,
+    },
+    Case {
+        name: "lifecycle ledger: FIFO",
+        plant: |t| {
+            let d = t.home().join("profiles/good/state");
+            std::fs::create_dir(&d).unwrap();
+            nix::unistd::mkfifo(&d.join("gateway.lifecycle.json"), nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+            chown(&d, UID, GID);
+        },
+        exit: 0,
+        warnings: &[],
+        slots: GOOD,
+    },
+    Case {
+        name: "boot log: a symlink",
+        plant: |t| {
+            std::fs::create_dir(t.home().join("logs")).unwrap();
+            chown(&t.home().join("logs"), UID, GID);
+            std::os::unix::fs::symlink(t.s.join("secret"), t.home().join("logs/container-boot.log")).unwrap();
+        },
+        exit: 0,
+        warnings: &["unable to append to {H}/logs/container-boot.log: is a symlink; the boot log is incomplete"],
+        slots: GOOD,
+    },
+    Case {
+        name: "logs: a regular file",
+        plant: |t| std::fs::write(t.home().join("logs"), "x").unwrap(),
+        exit: 0,
+        warnings: &["unable to use {H}/logs: is a regular file, expected a directory; the boot log is incomplete"],
+        slots: GOOD,
+    },
+    Case {
+        name: "scan directory: not writable",
+        plant: |t| chown(&t.scan(), 0, 0),
+        exit: 111,
+        warnings: &[],
+        slots: &[],
+    },
+];
+
+#[test]
+fn hostile_inputs_give_one_warning_each_and_the_rest_still_comes_up() {
+    if !root_or_skip("reconcile_hostile") {
+        return;
+    }
+    let _g = shared();
+    assert!(HOSTILE.len() >= 25);
+    let mut failures = Vec::new();
+    for case in HOSTILE {
+        let t = Tree::new("rec-hostile");
+        t.profile("good", Some(r#"{"gateway_state": "running"}"#));
+        let secret = t.s.join("secret");
+        std::fs::write(&secret, "root only\n").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        (case.plant)(&t);
+        let o = tool_within(&t.args(), 20);
+        let (h, s) = (path(&t.home()), path(&t.scan()));
+        let err = stderr(&o);
+        let warnings: Vec<String> = err
+            .lines()
+            .filter_map(|l| l.strip_prefix("hermes-reconcile: warning: ").map(String::from))
+            .collect();
+        let fatal: Vec<&str> = err.lines().filter(|l| !l.starts_with("hermes-reconcile: warning: ")).collect();
+        let want: Vec<String> = case.warnings.iter().map(|w| w.replace("{H}", &h).replace("{S}", &s)).collect();
+        let slots: Vec<String> = t.slots().into_iter().filter(|n| !n.starts_with('.')).collect();
+        let ok = o.status.code() == Some(case.exit)
+            && warnings.len() == want.len()
+            && warnings.iter().zip(&want).all(|(got, w)| glob(w, got))
+            && slots == case.slots
+            && (case.exit != 0 || fatal.is_empty())
+            && (case.exit == 0 || !t.slots().iter().any(|n| n.starts_with("gateway-")));
+        if !ok {
+            failures.push(format!(
+                "{}: exit {:?}, stderr:\n{}slots: {slots:?}\nwanted exit {}, warnings {want:#?}, slots {:?}",
+                case.name,
+                o.status.code(),
+                stderr(&o),
+                case.exit,
+                case.slots
+            ));
+        }
+        // The root-only secret was never read into any output.
+        assert!(!stdout(&o).contains("root only") && !stderr(&o).contains("root only"), "{}", case.name);
+        // Every slot that exists is complete and the user's.
+        for slot in slots {
+            let d = t.scan().join(&slot);
+            assert!(d.join("run").is_file() && d.join("log/run").is_file() && d.join("supervise/control").exists(), "{}: {slot}", case.name);
+            assert_eq!(std::fs::metadata(&d).unwrap().uid(), UID, "{}: {slot}", case.name);
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases failed:\n\n{}", failures.len(), HOSTILE.len(), failures.join("\n\n"));
+}
+
+/// A small deterministic PRNG (xorshift64*), so a failure can be replayed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Checks that `slot` is a complete slot of `profile`, built for either
+/// intent: its files are exactly the rendered ones, with the skeleton.
+/// Returns whether it starts by itself.
+fn complete_slot(slot: &Path, profile: &str) -> Result<bool, String> {
+    use hermes_s6::profile::Profile;
+    use hermes_s6::slot::{RunAs, Start, render};
+    let up = !slot.join("down").exists();
+    let start = if up { Start::Up } else { Start::Down };
+    let want = render(&Profile::parse(profile.as_bytes()).unwrap(), &RunAs::new(USER).unwrap(), start);
+    for f in &want.files {
+        let p = slot.join(f.path());
+        let data = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let mode = std::fs::metadata(&p).map_err(|e| e.to_string())?.permissions().mode() & 0o7777;
+        if data != f.data[..] || mode != f.mode {
+            return Err(format!("{} differs from the rendered file", p.display()));
+        }
+    }
+    for d in [slot.to_path_buf(), slot.join("log")] {
+        let kinds = [("event", 0o3730, 0o040000), ("supervise", 0o755, 0o040000), ("supervise/control", 0o660, 0o010000)];
+        for (name, mode, kind) in kinds {
+            let s = std::fs::symlink_metadata(d.join(name)).map_err(|e| format!("{}/{name}: {e}", d.display()))?;
+            if s.mode() & 0o7777 != mode || s.mode() & 0o170000 != kind {
+                return Err(format!("{}/{name}: mode {:o}", d.display(), s.mode()));
+            }
+        }
+    }
+    Ok(up)
+}
+
+/// Every profile's state file, by path (absent: None).
+fn states(home: &Path, profiles: &[String]) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    std::iter::once(home.to_path_buf())
+        .chain(profiles.iter().map(|p| home.join("profiles").join(p)))
+        .map(|d| d.join("gateway_state.json"))
+        .map(|p| {
+            let data = std::fs::read(&p).ok();
+            (p, data)
+        })
+        .collect()
+}
+
+/// Whether `data` is exactly a migration record.
+fn is_migration_record(data: &[u8]) -> bool {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) else { return false };
+    let o = v.as_object().unwrap();
+    o.len() == 4
+        && o["gateway_state"] == "running"
+        && o["desired_state"] == "running"
+        && o["migrated_from"] == "legacy-container-cmd"
+        && o["timestamp"].is_i64()
+        && data.ends_with(b"}\n")
+}
+
+#[test]
+fn kill_9_at_random_moments_never_leaves_a_half_built_slot() {
+    if !root_or_skip("reconcile_crash") {
+        return;
+    }
+    let _g = exclusive();
+    const PROFILES: usize = 200;
+    // Trials go on until this many kills landed while the tool was running.
+    const KILLS: usize = 100;
+    const MAX_TRIALS: usize = 400;
+    const STATES: [&str; 5] = ["running", "stopped", "starting", "startup_failed", "draining"];
+    let base = if Path::new("/dev/shm").is_dir() { PathBuf::from("/dev/shm") } else { std::env::temp_dir() };
+    let t = Tree { s: Scratch(base.join(format!("hermes-s6-crash-{}", std::process::id()))) };
+    let _ = std::fs::remove_dir_all(t.s.path());
+    for d in ["", "home", "scan"] {
+        std::fs::create_dir(t.s.join(d)).unwrap();
+        chown(&t.s.join(d), UID, GID);
+    }
+    let seed = std::env::var("HERMES_S6_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed_1234_u64);
+    let mut rng = Rng(seed);
+    let names: Vec<String> = (0..PROFILES).map(|i| format!("p{i:03}")).collect();
+    for n in &names {
+        let st = STATES[rng.below(STATES.len() as u64) as usize];
+        t.profile(n, Some(&format!("{{\"gateway_state\": \"{st}\"}}")));
+    }
+    let write_state = |p: &Path, st: &str| {
+        std::fs::write(p, format!("{{\"desired_state\": \"{st}\"}}")).unwrap();
+        chown(p, UID, GID);
+    };
+    // How long a full run takes, to aim the kills inside it.
+    let start = std::time::Instant::now();
+    let o = tool_within(&t.args(), 60);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let full = start.elapsed();
+    let (mut mid_run, mut migrations, mut trial) = (0, 0, 0);
+    let mut rerun = full;
+    while mid_run < KILLS {
+        trial += 1;
+        assert!(trial <= MAX_TRIALS, "only {mid_run} kills landed during a run in {MAX_TRIALS} trials");
+        // Every other trial is a boot (/run wiped: every slot is new); the
+        // others rerun on the slots of the last one.
+        let boot = trial % 2 == 0;
+        if boot {
+            for e in std::fs::read_dir(t.scan()).unwrap() {
+                let p = e.unwrap().path();
+                std::fs::remove_dir_all(&p).or_else(|_| std::fs::remove_file(&p)).unwrap();
+            }
+        }
+        // Change some intents, so that slots get replaced, not only created.
+        for _ in 0..10 {
+            let p = &names[rng.below(PROFILES as u64) as usize];
+            write_state(&t.home().join("profiles").join(p).join("gateway_state.json"), STATES[rng.below(5) as usize]);
+        }
+        // One trial in four: a legacy `gateway run` container, no root state.
+        let root_state = t.home().join("gateway_state.json");
+        let legacy = trial % 4 == 1;
+        let _marker = legacy.then(|| {
+            let _ = std::fs::remove_file(&root_state);
+            Marker::spawn(&t.s, &["/opt/hermes/docker/main-wrapper.sh", "gateway", "run"])
+        });
+        if !legacy && !root_state.exists() {
+            write_state(&root_state, STATES[rng.below(5) as usize]);
+        }
+        let before = states(&t.home(), &names);
+        let as_root = trial % 5 == 4;
+        let mut c = Command::new(TOOL);
+        c.args(t.args()).env_clear().stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        if !as_root {
+            c.uid(UID).gid(GID);
+        }
+        let expected = if boot { full } else { rerun };
+        let delay = std::time::Duration::from_micros(rng.below(expected.as_micros() as u64 * 11 / 10 + 1));
+        let mut child = c.spawn().unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            mid_run += 1;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+
+        // Never a half-built slot under a real name.
+        let check = |when: &str| {
+            for e in std::fs::read_dir(t.scan()).unwrap() {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                if let Some(p) = name.strip_prefix("gateway-") {
+                    if let Err(why) = complete_slot(&t.scan().join(&name), p) {
+                        panic!("trial {trial} (seed {seed}), {when}: {why}");
+                    }
+                } else {
+                    assert!(name.starts_with(".gateway-") && name.contains(".tmp"), "trial {trial}, {when}: stray {name}");
+                }
+            }
+            // No state file changed, except by the migration of an absent root state.
+            for ((path, was), (_, now)) in before.iter().zip(states(&t.home(), &names)) {
+                let migrated = legacy && path == &root_state && was.is_none() && now.as_deref().is_some_and(is_migration_record);
+                assert!(now == *was || migrated, "trial {trial}, {when}: {} changed", path.display());
+            }
+        };
+        check("after kill -9");
+        // The next run converges: the whole set, each slot right for its intent.
+        let started = std::time::Instant::now();
+        let o = if as_root { tool(&t.args(), &[], false) } else { tool_within(&t.args(), 60) };
+        if !boot {
+            rerun = (rerun + started.elapsed()) / 2;
+        }
+        assert_eq!(o.status.code(), Some(0), "trial {trial}: {}", stderr(&o));
+        assert_eq!(stderr(&o), "", "trial {trial}: the converging run warned");
+        check("after the next run");
+        let slots = t.slots();
+        assert_eq!(slots.len(), PROFILES + 1, "trial {trial}: {slots:?}");
+        for (i, p) in std::iter::once("default").chain(names.iter().map(String::as_str)).enumerate() {
+            let up = complete_slot(&t.scan().join(format!("gateway-{p}")), p).unwrap();
+            let home = if i == 0 { t.home() } else { t.home().join("profiles").join(p) };
+            let intent = std::fs::read(home.join("gateway_state.json")).unwrap_or_default();
+            let prior = hermes_s6::state::parse_intent(&intent).ok().flatten();
+            let running = hermes_s6::state::autostarts(prior.as_deref());
+            assert_eq!(up, running, "trial {trial}: gateway-{p} for {}", String::from_utf8_lossy(&intent));
+        }
+        assert!(!t.home().join(".gateway_state.json.migrating").exists());
+        if legacy && is_migration_record(&std::fs::read(&root_state).unwrap_or_default()) {
+            migrations += 1;
+        }
+    }
+    eprintln!(
+        "crash safety: {trial} trials (seed {seed}), {mid_run} killed mid-run; a boot of {} slots takes {full:?}, a rerun {rerun:?}; {migrations} migrations",
+        PROFILES + 1
+    );
+    assert!(migrations >= trial / 4 - 1, "the migration trials did not migrate");
+}
