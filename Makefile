@@ -3,7 +3,9 @@
 #   make                      static release binaries (x86_64 musl)
 #   make install DESTDIR=DIR  the image overlay, laid out under DIR as in the image
 #   make check                installs what a fresh machine lacks, runs every test
-#   make demo                 boots the emulated container and shows the slots
+#   make demo                 boots the emulated container through the image's
+#                             stages with sample profiles; shows every slot
+#   make demo-skeleton        a seeded slot vs a plain one, as hermes
 #   make bench                benchmarks, results in bench/RESULTS.md
 
 TARGET   ?= x86_64-unknown-linux-musl
@@ -15,7 +17,7 @@ OVERLAY  := $(CURDIR)/target/overlay
 CARGO    ?= cargo
 SHELL    := /bin/bash
 
-.PHONY: all install check demo bench deps test-unit test-integration lint clean
+.PHONY: all install check demo demo-skeleton bench deps test-unit test-integration lint clean
 
 all: $(addprefix $(RELEASE)/,$(TOOLS))
 
@@ -78,7 +80,11 @@ test-integration: deps
 
 demo: deps
 	rm -rf $(OVERLAY) && $(MAKE) --no-print-directory install DESTDIR=$(OVERLAY)
-	HERMES_S6_DESTDIR=$(OVERLAY) bash tests/container/demo
+	HERMES_S6_DESTDIR=$(OVERLAY) bash tests/container/demo $(DEMO_FLAGS)
+
+demo-skeleton: deps
+	rm -rf $(OVERLAY) && $(MAKE) --no-print-directory install DESTDIR=$(OVERLAY)
+	HERMES_S6_DESTDIR=$(OVERLAY) bash tests/container/demo-skeleton
 
 bench: deps all
 	bash bench/run

@@ -132,7 +132,8 @@ emu_standin_overlay() {
 # container's variables need with-contenv) and cwd (its servicedir); a
 # failing stage does not stop the boot (S6_BEHAVIOUR_IF_STAGE2_FAILS=0).
 # Then bring up the longruns of the `user` bundle as s6-rc does: remove
-# ./down, s6-svc -uwU (with notification-fd) or -uwu.
+# ./down, s6-svc -uwU (with notification-fd) or -uwu; then, as the
+# legacy-services oneshot does, rescan /run/service.
 emu_stage2() {
     # shellcheck disable=SC2016 # the inner script expands its own variables
     emu_root sh -c '
@@ -151,7 +152,8 @@ emu_stage2() {
             w=-wu
             [ -e "$d/notification-fd" ] && w=-wU
             s6-svc -u "$w" -T 10000 "$d" || echo "s6-rc: warning: unable to start service $n" >&2
-        done'
+        done
+        s6-svscanctl -a /run/service'
 }
 
 _indent() { sed 's/^/    | /'; }
