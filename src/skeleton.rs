@@ -32,6 +32,18 @@ pub enum Owner {
 }
 
 impl Owner {
+    /// Who owns what the caller creates for `account`: root chowns to it,
+    /// the account itself needs not, anyone else is refused (the reason).
+    pub fn for_caller(account: &crate::user::Account) -> std::result::Result<Owner, String> {
+        let euid = nix::unistd::geteuid().as_raw();
+        let (uid, gid) = (account.uid, account.gid);
+        match euid {
+            0 => Ok(Owner::Chown { uid, gid }),
+            e if e == uid => Ok(Owner::Caller { uid, gid }),
+            e => Err(format!("must run as root or as {} (uid {uid}), not as uid {e}", account.name)),
+        }
+    }
+
     fn ids(self) -> (u32, u32) {
         match self {
             Owner::Chown { uid, gid } | Owner::Caller { uid, gid } => (uid, gid),

@@ -296,24 +296,7 @@ impl Dir {
     /// The names in this directory except `.` and `..`, at most `max`
     /// (more is a [`Cause::Limit`](crate::error::Cause::Limit) error).
     pub fn entries(&self, max: usize) -> Result<Vec<OsString>> {
-        // A fresh open of "." gives an independent offset, so concurrent
-        // listings of the same directory do not disturb each other.
-        let fd = openat(&self.fd, c".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
-            .map_err(|e| Error::sys("open", &self.path, e))?;
-        let mut dir = nix::dir::Dir::from_fd(fd).map_err(|e| Error::sys("open", &self.path, e))?;
-        let mut names = Vec::new();
-        for entry in dir.iter() {
-            let entry = entry.map_err(|e| Error::sys("read directory", &self.path, e))?;
-            let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." {
-                continue;
-            }
-            if names.len() == max {
-                return Err(Error::limit("list", &self.path, format!("more than {max} entries")));
-            }
-            names.push(OsStr::from_bytes(name).to_os_string());
-        }
-        Ok(names)
+        Ok(self.entries_typed(max)?.into_iter().map(|(name, _)| name).collect())
     }
 
     /// Creates the regular file `name` (it must not exist), writes `data`,
@@ -450,6 +433,8 @@ impl Dir {
     /// The names in this directory with their type from `getdents`
     /// (`None` where the filesystem does not say), at most `max`.
     pub fn entries_typed(&self, max: usize) -> Result<Vec<(OsString, Option<Kind>)>> {
+        // A fresh open of "." gives an independent offset, so concurrent
+        // listings of the same directory do not disturb each other.
         let fd = openat(&self.fd, c".", OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
             .map_err(|e| Error::sys("open", &self.path, e))?;
         let mut dir = nix::dir::Dir::from_fd(fd).map_err(|e| Error::sys("open", &self.path, e))?;

@@ -57,14 +57,9 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(a) => a,
         Err(e) => return msg::fatal(PROG, e.exit_code(), e),
     };
-    let euid = nix::unistd::geteuid().as_raw();
-    let owner = if euid == 0 {
-        Owner::Chown { uid: account.uid, gid: account.gid }
-    } else if euid == account.uid {
-        Owner::Caller { uid: account.uid, gid: account.gid }
-    } else {
-        let why = format!("must run as root or as {} (uid {}), not as uid {euid}", args.user, account.uid);
-        return msg::fatal(PROG, exit::PERMANENT, why);
+    let owner = match Owner::for_caller(&account) {
+        Ok(o) => o,
+        Err(why) => return msg::fatal(PROG, exit::PERMANENT, why),
     };
     // Several operands: report each failure, go on, exit with the last code.
     let mut code = 0;
