@@ -119,10 +119,14 @@ fn fd_removal_never_escapes_a_directory_symlink_swap() {
         assert!(outside.join("f").exists(), "canary deleted after {removed} removals");
         assert_eq!(canary(&outside), before);
         // Put back whatever the removal took, so the attack goes on.
+        // Through fds: the attacker may swap d for the symlink at any
+        // moment, and a path-based write here would hit the canary itself.
         if std::fs::symlink_metadata(tree.join("d")).is_err() {
-            let _ = std::fs::create_dir(tree.join("d"));
-            let _ = std::fs::write(tree.join("d/f"), "user data");
-            let _ = std::os::unix::fs::lchown(tree.join("d"), Some(UID), Some(GID));
+            let _ = tree_dir.mkdir_at(OsStr::new("d"), 0o755);
+            if let Ok(d) = tree_dir.open_dir(OsStr::new("d")) {
+                let _ = d.create_file(OsStr::new("f"), 0o644, b"user data");
+                let _ = d.chown(UID, GID);
+            }
         }
         if std::fs::symlink_metadata(tree.join("s")).is_err() {
             let _ = symlink(&outside, tree.join("s"));
