@@ -448,19 +448,24 @@ pub fn report_line(e: &Entry) -> String {
     format!("reconcile: profile={} prior_state={prior} action={}", e.profile, e.action.as_str())
 }
 
-/// The entries as a JSON array of `{profile, prior_state, action}`.
+/// The entries as a JSON array of `{profile, prior_state, action}`, on
+/// one line (strings escaped by serde_json).
 pub fn report_json(entries: &[Entry]) -> String {
-    let list: Vec<serde_json::Value> = entries
-        .iter()
-        .map(|e| {
-            serde_json::json!({
-                "profile": e.profile.as_str(),
-                "prior_state": e.prior_state,
-                "action": e.action.as_str(),
-            })
-        })
-        .collect();
-    serde_json::Value::Array(list).to_string()
+    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string());
+    let mut out = String::from("[");
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        let prior = e.prior_state.as_deref().map_or("null".to_string(), quote);
+        out.push_str(&format!(
+            "{{\"profile\":{},\"prior_state\":{prior},\"action\":{}}}",
+            quote(e.profile.as_str()),
+            quote(e.action.as_str())
+        ));
+    }
+    out.push(']');
+    out
 }
 
 /// One line of the boot log (without its newline).

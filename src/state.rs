@@ -13,7 +13,9 @@
 //! The intent rule (upstream-hermes §2.4): `desired_state` when present
 //! and not null, verbatim; else `gateway_state`, where `draining` and
 //! `degraded` count as `running`. Only the exact string `running`
-//! autostarts.
+//! autostarts. A value that is not a string is reported as its JSON text
+//! when a boolean or an integer, else as `<number>`, `<array>` or
+//! `<object>`.
 
 use std::borrow::Cow;
 use std::ffi::OsStr;
@@ -94,12 +96,21 @@ fn parse_object(bytes: &[u8]) -> std::result::Result<serde_json::Map<String, Val
     }
 }
 
-/// A JSON value as a prior state: strings verbatim, anything else as its
-/// compact JSON text (upstream returns such values as they are).
+/// A JSON value as a prior state: strings verbatim; booleans and
+/// integers as their JSON text; other values by their kind (none of them
+/// autostarts; upstream returns them as they are).
 fn as_state(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
-        other => other.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => i.to_string(),
+            (_, Some(u)) => u.to_string(),
+            _ => "<number>".to_string(),
+        },
+        Value::Array(_) => "<array>".to_string(),
+        Value::Object(_) => "<object>".to_string(),
+        Value::Null => "null".to_string(),
     }
 }
 
@@ -257,6 +268,9 @@ mod tests {
             (r#"{"desired_state": " running"}"#, Some(" running"), false),
             (r#"{"desired_state": 1}"#, Some("1"), false),
             (r#"{"gateway_state": true}"#, Some("true"), false),
+            (r#"{"desired_state": 1.5}"#, Some("<number>"), false),
+            (r#"{"desired_state": ["running"]}"#, Some("<array>"), false),
+            (r#"{"desired_state": {"running": true}}"#, Some("<object>"), false),
             (r#"{"gateway_state": null}"#, None, false),
             (r#"{"timestamp": 1}"#, None, false),
             ("{}", None, false),

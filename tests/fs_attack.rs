@@ -119,15 +119,14 @@ fn fd_removal_never_escapes_a_directory_symlink_swap() {
         assert!(outside.join("f").exists(), "canary deleted after {removed} removals");
         assert_eq!(canary(&outside), before);
         // Put back whatever the removal took, so the attack goes on.
-        // Built aside, then renamed in: writing `d/f` by path could follow
-        // the attacker's symlink the moment `d` exists again (the harness,
-        // not the walk, would then write the canary).
+        // Through fds: the attacker may swap d for the symlink at any
+        // moment, and a path-based write here would hit the canary itself.
         if std::fs::symlink_metadata(tree.join("d")).is_err() {
-            let aside = tree.join("d.new");
-            let _ = std::fs::create_dir(&aside);
-            let _ = std::fs::write(aside.join("f"), "user data");
-            let _ = std::os::unix::fs::lchown(&aside, Some(UID), Some(GID));
-            let _ = std::fs::rename(&aside, tree.join("d"));
+            let _ = tree_dir.mkdir_at(OsStr::new("d"), 0o755);
+            if let Ok(d) = tree_dir.open_dir(OsStr::new("d")) {
+                let _ = d.create_file(OsStr::new("f"), 0o644, b"user data");
+                let _ = d.chown(UID, GID);
+            }
         }
         if std::fs::symlink_metadata(tree.join("s")).is_err() {
             let _ = symlink(&outside, tree.join("s"));
