@@ -80,10 +80,7 @@ pub fn find_argv(proc: &Path) -> Vec<String> {
         return split(raw);
     }
     let Ok(entries) = std::fs::read_dir(proc) else { return Vec::new() };
-    let mut pids: Vec<u64> = entries
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .filter(|&pid| pid != 1)
-        .collect();
+    let mut pids: Vec<u64> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|&pid| pid != 1).collect();
     pids.sort_unstable();
     for pid in pids {
         if let Some(raw) = read_cmdline(proc, &pid.to_string(), &mut buf).filter(|r| names_wrapper(r)) {

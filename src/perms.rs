@@ -370,7 +370,14 @@ pub fn service(svc: &Dir, gid: u32, cred: &Cred, dev: Option<u64>, act: Act, log
 }
 
 /// The answers for one service from the stats of its parts (`None`: absent).
-pub fn access(cred: &Cred, top: &Stat, event: Option<&Stat>, supervise: Option<&Stat>, control: Option<&Stat>, status: Option<&Stat>) -> ServiceAccess {
+pub fn access(
+    cred: &Cred,
+    top: &Stat,
+    event: Option<&Stat>,
+    supervise: Option<&Stat>,
+    control: Option<&Stat>,
+    status: Option<&Stat>,
+) -> ServiceAccess {
     let top_ok = cred.may(top, X);
     let top_why = || shown("service directory", top);
     let missing = |name: &'static str| move || format!("{name} missing");
@@ -434,10 +441,7 @@ mod tests {
             Some(&st(Kind::Fifo, 0o600, 0, 0)),
             Some(&st(Kind::File, 0o644, 0, 0)),
         );
-        assert_eq!(
-            a.to_string(),
-            "status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events no (event/ 3730 0:0)"
-        );
+        assert_eq!(a.to_string(), "status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events no (event/ 3730 0:0)");
     }
 
     #[test]
@@ -454,7 +458,14 @@ mod tests {
         assert!(a.all_yes(), "{a}");
         assert_eq!(a.to_string(), "status yes, control yes, events yes");
         // Not supervised yet: no status to read is not a refusal.
-        let a = access(&hermes(), &top, Some(&st(Kind::Dir, EVENT_MODE, 0, 10000)), Some(&st(Kind::Dir, SUPERVISE_MODE, 0, 10000)), Some(&st(Kind::Fifo, CONTROL_MODE, 0, 10000)), None);
+        let a = access(
+            &hermes(),
+            &top,
+            Some(&st(Kind::Dir, EVENT_MODE, 0, 10000)),
+            Some(&st(Kind::Dir, SUPERVISE_MODE, 0, 10000)),
+            Some(&st(Kind::Fifo, CONTROL_MODE, 0, 10000)),
+            None,
+        );
         assert!(a.all_yes());
     }
 
@@ -464,7 +475,14 @@ mod tests {
         assert_eq!(a.status, Answer::No("service directory 0700 0:0".into()));
         let a = access(&hermes(), &st(Kind::Dir, 0o755, 0, 0), None, None, None, None);
         assert_eq!(a.to_string(), "status no (supervise/ missing), control no (supervise/ missing), events no (event/ missing)");
-        let a = access(&hermes(), &st(Kind::Dir, 0o755, 0, 0), None, Some(&st(Kind::Dir, 0o710, 0, 10000)), None, Some(&st(Kind::File, 0o600, 0, 0)));
+        let a = access(
+            &hermes(),
+            &st(Kind::Dir, 0o755, 0, 0),
+            None,
+            Some(&st(Kind::Dir, 0o710, 0, 10000)),
+            None,
+            Some(&st(Kind::File, 0o600, 0, 0)),
+        );
         assert_eq!(a.status, Answer::No("supervise/status 0600 0:0".into()));
         assert_eq!(a.control, Answer::No("supervise/control missing".into()));
     }

@@ -250,8 +250,7 @@ fn parallel_map<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) ->
         }
     };
     let mut all = std::thread::scope(|s| {
-        let helpers: Vec<_> =
-            (1..workers).filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok()).collect();
+        let helpers: Vec<_> = (1..workers).filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok()).collect();
         let mut all = work();
         for h in helpers {
             match h.join() {
@@ -274,9 +273,7 @@ fn warn_with(warn: Warn<'_>, e: &Error, then: &str) {
 /// at all under that name), the container runs the legacy `gateway run`
 /// command, and `HERMES_GATEWAY_NO_SUPERVISE` does not opt out.
 fn legacy_applies(cfg: &Config, home: &Dir) -> bool {
-    cfg.command == Command::LegacyGatewayRun
-        && !cfg.no_supervise
-        && matches!(home.stat_at(OsStr::new(state::STATE_FILE)), Ok(None))
+    cfg.command == Command::LegacyGatewayRun && !cfg.no_supervise && matches!(home.stat_at(OsStr::new(state::STATE_FILE)), Ok(None))
 }
 
 /// Writes the migration record; a failure is a warning (the root profile
@@ -471,12 +468,7 @@ pub fn report_json(entries: &[Entry]) -> String {
 /// One line of the boot log (without its newline).
 pub fn log_line(timestamp: &str, e: &Entry) -> String {
     let prior = e.prior_state.as_deref().map_or("None".into(), state::printable);
-    format!(
-        "{timestamp} profile={} prior_state={prior} action={} prior_exit={}",
-        e.profile,
-        e.action.as_str(),
-        e.prior_exit.as_str()
-    )
+    format!("{timestamp} profile={} prior_state={prior} action={} prior_exit={}", e.profile, e.action.as_str(), e.prior_exit.as_str())
 }
 
 /// `epoch` as local time, `YYYY-MM-DDTHH:MM:SS+HHMM` (strftime's

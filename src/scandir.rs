@@ -24,7 +24,7 @@ use std::path::{Component, Path};
 use crate::error::{Error, Result};
 use crate::fs::tree::{Limits, remove_tree};
 use crate::fs::{Dir, Kind, Stat};
-use crate::perms::{self, Act, Answer, Change, Cred, Found, Want, W, X, shown};
+use crate::perms::{self, Act, Answer, Change, Cred, Found, W, Want, X, shown};
 use crate::s6;
 
 /// Mode of the user's scan directory and of the parents created for it.
@@ -76,9 +76,7 @@ pub fn share(scandir: &Dir, uid: u32, gid: u32, cred: &Cred, act: Act, log: &mut
     let ctl_dir = perms::conform_dir(scandir, s6::SVSCAN_DIR, &want(Kind::Dir, perms::SVSCAN_DIR_MODE), dev, act, log)?;
     let control = match &ctl_dir {
         Found::Present(dir, _) => {
-            perms::conform_fifo(dir, s6::CONTROL, &want(Kind::Fifo, perms::SVSCAN_CONTROL_MODE), dev, act, log)?
-                .stat()
-                .copied()
+            perms::conform_fifo(dir, s6::CONTROL, &want(Kind::Fifo, perms::SVSCAN_CONTROL_MODE), dev, act, log)?.stat().copied()
         }
         Found::Absent => None,
     };

@@ -119,7 +119,11 @@ pub fn seed_fresh(svc: &Dir, log: Option<&Dir>, owner: Owner, parent: Parent) ->
             // Nothing to set after creation: no need to open supervise/.
             for e in inner {
                 if !dir.mkfifo_in(OsStr::new(s6::SUPERVISE), OsStr::new(e.name), e.mode)? {
-                    return Err(Error::refused("seed", dir.child_path(OsStr::new(s6::SUPERVISE)).join(e.name), "exists in a fresh directory"));
+                    return Err(Error::refused(
+                        "seed",
+                        dir.child_path(OsStr::new(s6::SUPERVISE)).join(e.name),
+                        "exists in a fresh directory",
+                    ));
                 }
             }
             continue;

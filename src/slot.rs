@@ -78,8 +78,7 @@ pub fn staging_name(profile: &Profile) -> String {
 /// aside, whatever its profile.
 pub fn is_staging_name(name: &[u8]) -> bool {
     name.starts_with(STAGING_PREFIX.as_bytes())
-        && (name.ends_with(STAGING_SUFFIX.as_bytes())
-            || name.windows(ASIDE_INFIX.len()).any(|w| w == ASIDE_INFIX.as_bytes()))
+        && (name.ends_with(STAGING_SUFFIX.as_bytes()) || name.windows(ASIDE_INFIX.len()).any(|w| w == ASIDE_INFIX.as_bytes()))
 }
 
 /// Whether the gateway starts when its supervisor does.
@@ -160,11 +159,7 @@ impl Rendered {
 /// The gateway command of a profile: the root profile is never `-p
 /// default` (that would be `profiles/default/`).
 fn command(profile: &Profile) -> String {
-    if profile.is_root() {
-        "hermes gateway run --replace".to_string()
-    } else {
-        format!("hermes -p {profile} gateway run --replace")
-    }
+    if profile.is_root() { "hermes gateway run --replace".to_string() } else { format!("hermes -p {profile} gateway run --replace") }
 }
 
 /// The `run` script. Profile names and accounts are shell-safe by
@@ -378,9 +373,9 @@ impl<'a> Builder<'a> {
                 Ok(Published::New) => Built::Created,
                 Ok(Published::Replaced) => {
                     // The old slot is under the staging name now.
-                    leftovers.extend(clear(scandir, &staging).unwrap_or_else(|error| {
-                        Some(Leftover { error, left_at: scandir.child_path(&staging) })
-                    }));
+                    leftovers.extend(
+                        clear(scandir, &staging).unwrap_or_else(|error| Some(Leftover { error, left_at: scandir.child_path(&staging) })),
+                    );
                     Built::Replaced
                 }
                 Err(e) => {

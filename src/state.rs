@@ -200,9 +200,7 @@ pub fn parse_prior_exit(bytes: &[u8]) -> PriorExit {
 
 /// Reads `home/state/gateway.lifecycle.json`; any problem is `Unknown`.
 pub fn read_prior_exit(home: &Dir) -> PriorExit {
-    let bytes = home
-        .open_dir(OsStr::new(LEDGER_DIR))
-        .and_then(|state| state.read_file(OsStr::new(LEDGER_FILE), CAP));
+    let bytes = home.open_dir(OsStr::new(LEDGER_DIR)).and_then(|state| state.read_file(OsStr::new(LEDGER_FILE), CAP));
     match bytes {
         Ok(Some(bytes)) => parse_prior_exit(&bytes),
         _ => PriorExit::Unknown,

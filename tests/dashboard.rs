@@ -45,7 +45,9 @@ fn finish_table_every_exit_code_and_switch_with_3_and_4_arguments() {
             let want_err = match code {
                 _ if !enabled => String::new(),
                 78 => "dashboard-finish: info: the dashboard exited 78 (configuration error): not restarting it\n".into(),
-                126 | 127 => format!("dashboard-finish: info: the dashboard exited {code} (cannot execute its program): not restarting it\n"),
+                126 | 127 => {
+                    format!("dashboard-finish: info: the dashboard exited {code} (cannot execute its program): not restarting it\n")
+                }
                 _ => String::new(),
             };
             let forms: [&[&str]; 4] = [
@@ -150,9 +152,7 @@ impl Bench {
 const ON: (&str, &str) = ("HERMES_DASHBOARD", "1");
 
 fn field<'a>(out: &'a str, name: &str) -> &'a str {
-    out.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('=')))
-        .unwrap_or_else(|| panic!("no {name}= in {out:?}"))
+    out.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('='))).unwrap_or_else(|| panic!("no {name}= in {out:?}"))
 }
 
 #[test]
@@ -276,7 +276,13 @@ fn run_as_root_drops_to_the_given_account_before_entering_the_directory() {
     let closed = b.scratch.join("closed");
     std::fs::create_dir(&closed).unwrap();
     std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let o = Command::new(RUN).env_clear().env("PATH", "/usr/bin:/bin").env("HERMES_DASHBOARD", "1").args(["-u", ":12345:23456", "-d", closed.to_str().unwrap(), b.probe()]).output().unwrap();
+    let o = Command::new(RUN)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HERMES_DASHBOARD", "1")
+        .args(["-u", ":12345:23456", "-d", closed.to_str().unwrap(), b.probe()])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(111));
     assert_eq!(stderr(&o), format!("dashboard-run: fatal: unable to chdir to {}: Permission denied\n", closed.display()));
     // An unknown account is a configuration error: 78, so finish parks it.
@@ -312,7 +318,13 @@ fn run_defaults_to_opt_data() {
         eprintln!("skipping run_defaults_to_opt_data: /opt/data exists on this machine");
         return;
     }
-    let o = Command::new(RUN).env_clear().env("PATH", "/usr/bin:/bin").env("HERMES_DASHBOARD", "1").args(["-u", ":10000:10000", b.probe()]).output().unwrap();
+    let o = Command::new(RUN)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HERMES_DASHBOARD", "1")
+        .args(["-u", ":10000:10000", b.probe()])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(111));
     assert_eq!(stderr(&o), "dashboard-run: fatal: unable to chdir to /opt/data: No such file or directory\n");
 }

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::*;
-use hermes_s6::fs::tree::{Limits, chown_tree, remove_tree};
 use hermes_s6::fs::Dir;
+use hermes_s6::fs::tree::{Limits, chown_tree, remove_tree};
 
 const SWAPS: u64 = 100_000;
 

@@ -85,7 +85,13 @@ fn chown_walk_refuses_hard_links_and_devices() {
     assert!(e.to_string().contains("has 2 hard links"), "{e}");
     assert_eq!(std::fs::metadata(s.join("canary")).unwrap().uid(), 0);
     std::fs::remove_file(s.join("t/link")).unwrap();
-    nix::sys::stat::mknod(&s.join("t/null"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::from_bits_truncate(0o666), nix::sys::stat::makedev(1, 3)).unwrap();
+    nix::sys::stat::mknod(
+        &s.join("t/null"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
     let e = chown_tree(&parent, os("t"), UID, GID, Limits::default()).unwrap_err();
     assert!(e.to_string().contains("is a device or socket"), "{e}");
     assert_eq!(std::fs::symlink_metadata(s.join("t/null")).unwrap().uid(), 0);

@@ -196,11 +196,8 @@ fn the_environment_gives_defaults_and_flags_win() {
     t.profile("coder", Some(r#"{"gateway_state": "running"}"#));
     std::fs::write(t.home().join("gateway_state.json"), r#"{"gateway_state": "running"}"#).unwrap();
     let home = path(&t.home());
-    let env = [
-        ("HERMES_HOME", home.as_str()),
-        ("S6_PROFILE_GATEWAY_SCANDIR", other.to_str().unwrap()),
-        ("GATEWAY_MULTIPLEX_PROFILES", "True"),
-    ];
+    let env =
+        [("HERMES_HOME", home.as_str()), ("S6_PROFILE_GATEWAY_SCANDIR", other.to_str().unwrap()), ("GATEWAY_MULTIPLEX_PROFILES", "True")];
     let o = tool(&["-u".into(), USER.into()], &env, true);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(
@@ -524,7 +521,9 @@ const HOSTILE: &[Case] = &[
         name: "valid 243-byte name: no slot fits",
         plant: |t| named_dir(t, &[b'b'; 243]),
         exit: 0,
-        warnings: &["unable to build {S}/gateway-bbbbbbbb*b: profile name longer than 242 bytes: no slot (file name and s6-svscan limits); gateway-bbb*b not built"],
+        warnings: &[
+            "unable to build {S}/gateway-bbbbbbbb*b: profile name longer than 242 bytes: no slot (file name and s6-svscan limits); gateway-bbb*b not built",
+        ],
         slots: GOOD,
     },
     Case {
@@ -563,14 +562,18 @@ const HOSTILE: &[Case] = &[
         name: "state file: FIFO",
         plant: |t| nix::unistd::mkfifo(&victim_state(t), nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap(),
         exit: 0,
-        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: is a FIFO, expected a regular file; treating as no prior state"],
+        warnings: &[
+            "unable to read {H}/profiles/victim/gateway_state.json: is a FIFO, expected a regular file; treating as no prior state",
+        ],
         slots: WITH_VICTIM,
     },
     Case {
         name: "state file: directory",
         plant: |t| std::fs::create_dir(victim_state(t)).unwrap(),
         exit: 0,
-        warnings: &["unable to read {H}/profiles/victim/gateway_state.json: is a directory, expected a regular file; treating as no prior state"],
+        warnings: &[
+            "unable to read {H}/profiles/victim/gateway_state.json: is a directory, expected a regular file; treating as no prior state",
+        ],
         slots: WITH_VICTIM,
     },
     Case {
@@ -592,7 +595,9 @@ const HOSTILE: &[Case] = &[
             std::fs::write(victim_state(t), deep).unwrap();
         },
         exit: 0,
-        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (nested deeper than 128 levels); treating as no prior state"],
+        warnings: &[
+            "unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (nested deeper than 128 levels); treating as no prior state",
+        ],
         slots: WITH_VICTIM,
     },
     Case {
@@ -628,21 +633,27 @@ const HOSTILE: &[Case] = &[
         name: "state file: truncated",
         plant: |t| std::fs::write(victim_state(t), r#"{"gateway_state": "runn"#).unwrap(),
         exit: 0,
-        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (truncated at line 1, column 23); treating as no prior state"],
+        warnings: &[
+            "unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (truncated at line 1, column 23); treating as no prior state",
+        ],
         slots: WITH_VICTIM,
     },
     Case {
         name: "state file: invalid UTF-8, and bytes that would forge a line",
         plant: |t| std::fs::write(victim_state(t), b"{\"desired_state\": \"\xff\nhermes-reconcile: fatal: forged\"}").unwrap(),
         exit: 0,
-        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (syntax error at line 2, column 0); treating as no prior state"],
+        warnings: &[
+            "unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (syntax error at line 2, column 0); treating as no prior state",
+        ],
         slots: WITH_VICTIM,
     },
     Case {
         name: "state file: empty",
         plant: |t| std::fs::write(victim_state(t), "").unwrap(),
         exit: 0,
-        warnings: &["unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (truncated at line 1, column 0); treating as no prior state"],
+        warnings: &[
+            "unable to parse {H}/profiles/victim/gateway_state.json: not valid JSON (truncated at line 1, column 0); treating as no prior state",
+        ],
         slots: WITH_VICTIM,
     },
     Case {
@@ -767,13 +778,7 @@ const HOSTILE: &[Case] = &[
         warnings: &["unable to use {H}/logs: is a regular file, expected a directory; the boot log is incomplete"],
         slots: GOOD,
     },
-    Case {
-        name: "scan directory: not writable",
-        plant: |t| chown(&t.scan(), 0, 0),
-        exit: 111,
-        warnings: &[],
-        slots: &[],
-    },
+    Case { name: "scan directory: not writable", plant: |t| chown(&t.scan(), 0, 0), exit: 111, warnings: &[], slots: &[] },
 ];
 
 #[test]
@@ -794,10 +799,7 @@ fn hostile_inputs_give_one_warning_each_and_the_rest_still_comes_up() {
         let o = tool_within(&t.args(), 20);
         let (h, s) = (path(&t.home()), path(&t.scan()));
         let err = stderr(&o);
-        let warnings: Vec<String> = err
-            .lines()
-            .filter_map(|l| l.strip_prefix("hermes-reconcile: warning: ").map(String::from))
-            .collect();
+        let warnings: Vec<String> = err.lines().filter_map(|l| l.strip_prefix("hermes-reconcile: warning: ").map(String::from)).collect();
         let fatal: Vec<&str> = err.lines().filter(|l| !l.starts_with("hermes-reconcile: warning: ")).collect();
         let want: Vec<String> = case.warnings.iter().map(|w| w.replace("{H}", &h).replace("{S}", &s)).collect();
         let slots: Vec<String> = t.slots().into_iter().filter(|n| !n.starts_with('.')).collect();
@@ -822,7 +824,11 @@ fn hostile_inputs_give_one_warning_each_and_the_rest_still_comes_up() {
         // Every slot that exists is complete and the user's.
         for slot in slots {
             let d = t.scan().join(&slot);
-            assert!(d.join("run").is_file() && d.join("log/run").is_file() && d.join("supervise/control").exists(), "{}: {slot}", case.name);
+            assert!(
+                d.join("run").is_file() && d.join("log/run").is_file() && d.join("supervise/control").exists(),
+                "{}: {slot}",
+                case.name
+            );
             assert_eq!(std::fs::metadata(&d).unwrap().uid(), UID, "{}: {slot}", case.name);
         }
     }

@@ -159,10 +159,14 @@ fn wrong_typed_or_symlinked_skeleton_entries_are_refused_and_nothing_is_created(
         ("event-dangling", |d, _| symlink("/nonexistent", d.join("event")).unwrap(), "event: is a symlink"),
         ("event-file", |d, _| std::fs::write(d.join("event"), "").unwrap(), "event: is a regular file"),
         ("supervise-symlink", |d, t| symlink(t, d.join("supervise")).unwrap(), "supervise: is a symlink"),
-        ("control-symlink", |d, t| {
-            std::fs::create_dir(d.join("supervise")).unwrap();
-            symlink(t, d.join("supervise/control")).unwrap()
-        }, "control: is a symlink"),
+        (
+            "control-symlink",
+            |d, t| {
+                std::fs::create_dir(d.join("supervise")).unwrap();
+                symlink(t, d.join("supervise/control")).unwrap()
+            },
+            "control: is a symlink",
+        ),
         ("control-dir", |d, _| std::fs::create_dir_all(d.join("supervise/control")).unwrap(), "control: is a directory, expected a FIFO"),
         ("log-symlink", |d, t| symlink(t, d.join("log")).unwrap(), "log: is a symlink"),
     ];

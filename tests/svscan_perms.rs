@@ -130,10 +130,8 @@ fn static_services_get_the_svperms_model_and_s6rc_ones_are_untouched() {
     let l = Layout::new("perms-static", &["app", "s6-linux-init-shutdownd"], &["web"]);
     std::fs::create_dir(l.sd().join(".hidden")).unwrap();
     std::fs::write(l.sd().join("a-file"), "").unwrap();
-    let untouched: Vec<_> = ["s6rc-oneshot-runner", "s6rc-fdholder", "s6-linux-init-shutdownd", ".hidden"]
-        .iter()
-        .map(|n| tree_snap(&l.sd().join(n)))
-        .collect();
+    let untouched: Vec<_> =
+        ["s6rc-oneshot-runner", "s6rc-fdholder", "s6-linux-init-shutdownd", ".hidden"].iter().map(|n| tree_snap(&l.sd().join(n))).collect();
     let file = snap(&l.sd().join("a-file"));
     // A umask that would strip group bits must not matter.
     let cmd = format!("umask 077; exec {TOOL} {}", l.args(&[]).join(" "));
@@ -142,10 +140,8 @@ fn static_services_get_the_svperms_model_and_s6rc_ones_are_untouched() {
     for d in [l.sd().join("app"), l.sd().join("web"), l.sd().join("web/log")] {
         assert_model(&d);
     }
-    let after: Vec<_> = ["s6rc-oneshot-runner", "s6rc-fdholder", "s6-linux-init-shutdownd", ".hidden"]
-        .iter()
-        .map(|n| tree_snap(&l.sd().join(n)))
-        .collect();
+    let after: Vec<_> =
+        ["s6rc-oneshot-runner", "s6rc-fdholder", "s6-linux-init-shutdownd", ".hidden"].iter().map(|n| tree_snap(&l.sd().join(n))).collect();
     assert_eq!(after, untouched, "s6rc-*, s6-linux-* or dot-names were changed");
     assert_eq!(snap(&l.sd().join("a-file")), file);
     assert_root_only(&l.sd().join("s6rc-oneshot-runner"));
@@ -215,18 +211,24 @@ fn check_mode_reports_exits_1_before_and_0_after_and_changes_nothing() {
         assert_eq!(tree_snap(&l.s.join("run")), before, "{topo}: -n changed modes, owners or ctimes");
         let out = stdout(&o);
         let sd = l.sd();
-        assert!(out.contains(&format!(
-            "service {}/app: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events no (event/ 3730 0:0)\n",
-            sd.display()
-        )), "{out}");
+        assert!(
+            out.contains(&format!(
+                "service {}/app: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events no (event/ 3730 0:0)\n",
+                sd.display()
+            )),
+            "{out}"
+        );
         assert!(out.contains(&format!("service {}/web/log: status no", sd.display())), "{out}");
         assert!(!out.contains("s6rc-"), "{out}");
         assert!(out.contains(&format!("leftover {}/.gateway-default.tmp: would remove\n", l.scan().display())), "{out}");
         if topo == "shared" {
-            assert!(out.contains(&format!(
-                "scandir {} (shared): slots no (scan directory 0755 0:0), svscanctl no (.s6-svscan/ 0700 0:0)\n",
-                l.scan().display()
-            )), "{out}");
+            assert!(
+                out.contains(&format!(
+                    "scandir {} (shared): slots no (scan directory 0755 0:0), svscanctl no (.s6-svscan/ 0700 0:0)\n",
+                    l.scan().display()
+                )),
+                "{out}"
+            );
         } else {
             assert!(out.contains(&format!("scandir {} (user's): slots no (missing)\n", l.user_scan().display())), "{out}");
         }
@@ -339,7 +341,11 @@ fn a_symlink_on_the_way_to_the_user_scandir_is_refused() {
     symlink(&elsewhere, l.s.join("run/hermes")).unwrap();
     let o = l.run(&[]);
     assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
-    assert!(stderr(&o).contains(&format!("warning: unable to use {}/run/hermes: is a symlink, expected a directory", l.s.path().display())), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("warning: unable to use {}/run/hermes: is a symlink, expected a directory", l.s.path().display())),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
 }
 
@@ -423,42 +429,87 @@ fn wrong_types_and_symlinks_are_refused_and_the_rest_is_still_done() {
     type Plant = fn(&Path, &Canary);
     // (service, plant, the planted object relative to the service, message end)
     let cases: [(&str, Plant, &str, &str); 10] = [
-        ("supervise-symlink", |d, c| {
-            std::fs::remove_dir_all(d.join("supervise")).unwrap();
-            symlink(&c.dir, d.join("supervise")).unwrap();
-        }, "supervise", "supervise: is a symlink, expected a directory"),
-        ("event-symlink", |d, c| {
-            std::fs::remove_dir(d.join("event")).unwrap();
-            symlink(&c.dir, d.join("event")).unwrap();
-        }, "event", "event: is a symlink, expected a directory"),
-        ("control-symlink", |d, c| {
-            std::fs::remove_file(d.join("supervise/control")).unwrap();
-            symlink(&c.file, d.join("supervise/control")).unwrap();
-        }, "supervise/control", "control: is a symlink, expected a FIFO"),
-        ("control-hardlink", |d, c| {
-            std::fs::remove_file(d.join("supervise/control")).unwrap();
-            std::fs::hard_link(&c.file, d.join("supervise/control")).unwrap();
-        }, "supervise/control", "control: is a regular file, expected a FIFO"),
-        ("control-fifo-hardlink", |d, _| {
-            std::fs::hard_link(d.join("supervise/control"), d.join("control-twin")).unwrap();
-        }, "supervise/control", "control: has 2 hard links"),
-        ("supervise-fifo", |d, _| {
-            std::fs::remove_dir_all(d.join("supervise")).unwrap();
-            mkfifo(&d.join("supervise"), 0o600);
-        }, "supervise", "supervise: is a FIFO, expected a directory"),
-        ("event-fifo", |d, _| {
-            std::fs::remove_dir(d.join("event")).unwrap();
-            mkfifo(&d.join("event"), 0o666);
-        }, "event", "event: is a FIFO, expected a directory"),
-        ("control-dir", |d, _| {
-            std::fs::remove_file(d.join("supervise/control")).unwrap();
-            std::fs::create_dir(d.join("supervise/control")).unwrap();
-        }, "supervise/control", "control: is a directory, expected a FIFO"),
+        (
+            "supervise-symlink",
+            |d, c| {
+                std::fs::remove_dir_all(d.join("supervise")).unwrap();
+                symlink(&c.dir, d.join("supervise")).unwrap();
+            },
+            "supervise",
+            "supervise: is a symlink, expected a directory",
+        ),
+        (
+            "event-symlink",
+            |d, c| {
+                std::fs::remove_dir(d.join("event")).unwrap();
+                symlink(&c.dir, d.join("event")).unwrap();
+            },
+            "event",
+            "event: is a symlink, expected a directory",
+        ),
+        (
+            "control-symlink",
+            |d, c| {
+                std::fs::remove_file(d.join("supervise/control")).unwrap();
+                symlink(&c.file, d.join("supervise/control")).unwrap();
+            },
+            "supervise/control",
+            "control: is a symlink, expected a FIFO",
+        ),
+        (
+            "control-hardlink",
+            |d, c| {
+                std::fs::remove_file(d.join("supervise/control")).unwrap();
+                std::fs::hard_link(&c.file, d.join("supervise/control")).unwrap();
+            },
+            "supervise/control",
+            "control: is a regular file, expected a FIFO",
+        ),
+        (
+            "control-fifo-hardlink",
+            |d, _| {
+                std::fs::hard_link(d.join("supervise/control"), d.join("control-twin")).unwrap();
+            },
+            "supervise/control",
+            "control: has 2 hard links",
+        ),
+        (
+            "supervise-fifo",
+            |d, _| {
+                std::fs::remove_dir_all(d.join("supervise")).unwrap();
+                mkfifo(&d.join("supervise"), 0o600);
+            },
+            "supervise",
+            "supervise: is a FIFO, expected a directory",
+        ),
+        (
+            "event-fifo",
+            |d, _| {
+                std::fs::remove_dir(d.join("event")).unwrap();
+                mkfifo(&d.join("event"), 0o666);
+            },
+            "event",
+            "event: is a FIFO, expected a directory",
+        ),
+        (
+            "control-dir",
+            |d, _| {
+                std::fs::remove_file(d.join("supervise/control")).unwrap();
+                std::fs::create_dir(d.join("supervise/control")).unwrap();
+            },
+            "supervise/control",
+            "control: is a directory, expected a FIFO",
+        ),
         ("log-symlink", |d, c| symlink(&c.dir, d.join("log")).unwrap(), "log", "log: is a symlink"),
-        ("service-symlink", |d, c| {
-            std::fs::remove_dir_all(d).unwrap();
-            symlink(&c.dir, d).unwrap();
-        }, "", "service-symlink: is a symlink"),
+        (
+            "service-symlink",
+            |d, c| {
+                std::fs::remove_dir_all(d).unwrap();
+                symlink(&c.dir, d).unwrap();
+            },
+            "",
+            "service-symlink: is a symlink",
+        ),
     ];
     let planted = |name: &str, rel: &str| {
         let p = l.sd().join(name);
@@ -475,7 +526,9 @@ fn wrong_types_and_symlinks_are_refused_and_the_rest_is_still_done() {
     assert_eq!(o.status.code(), Some(111), "{err}");
     for (name, _, _, needle) in &cases {
         assert!(
-            err.lines().any(|line| line.starts_with("hermes-svscan-perms: warning: unable to use ") && line.contains(name) && line.ends_with(needle)),
+            err.lines().any(|line| line.starts_with("hermes-svscan-perms: warning: unable to use ")
+                && line.contains(name)
+                && line.ends_with(needle)),
             "{name}: {err:?} lacks {needle:?}"
         );
     }
@@ -711,7 +764,8 @@ fn attack_fifos_with_no_reader_swapped_in_where_directories_are_expected() {
     }
     mkfifo(&l.sd().join("f3"), 0o666);
     chown(&l.sd().join("f3"), UID, GID);
-    let pid = attacker(&[(a.join("supervise"), a.join("f1")), (a.join("event"), a.join("f2")), (a.clone(), l.sd().join("f3"))], true, 200_000);
+    let pid =
+        attacker(&[(a.join("supervise"), a.join("f1")), (a.join("event"), a.join("f2")), (a.clone(), l.sd().join("f3"))], true, 200_000);
     let (ok, refused) = race(&l, &c, pid, &["-t", "shared"], 400, &|| {});
     eprintln!("fifo swaps: {ok} clean runs, {refused} refused, never blocked");
 }

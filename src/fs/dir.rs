@@ -83,10 +83,7 @@ pub struct Node {
     stat: Stat,
 }
 
-const DIR_FLAGS: OFlag = OFlag::O_RDONLY
-    .union(OFlag::O_DIRECTORY)
-    .union(OFlag::O_NOFOLLOW)
-    .union(OFlag::O_CLOEXEC);
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY.union(OFlag::O_DIRECTORY).union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
 
 const PATH_FLAGS: OFlag = OFlag::O_PATH.union(OFlag::O_NOFOLLOW).union(OFlag::O_CLOEXEC);
 
@@ -266,8 +263,7 @@ impl Dir {
 
     /// `fchown(dirfd, uid, gid)` on this directory itself.
     pub fn chown(&self, uid: u32, gid: u32) -> Result<()> {
-        nix::unistd::fchown(&self.fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
-            .map_err(|e| Error::sys("chown", &self.path, e))
+        nix::unistd::fchown(&self.fd, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(|e| Error::sys("chown", &self.path, e))
     }
 
     /// `fchmod(dirfd, mode)` on this directory itself, all 12 bits exact.
@@ -383,7 +379,8 @@ impl Dir {
                 .map_err(|e| Error::sys("create", path(), e));
         }
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = openat(&self.fd, c.as_c_str(), flags, Mode::from_bits_truncate(mode & 0o777)).map_err(|e| Error::sys("create", path(), e))?;
+        let fd =
+            openat(&self.fd, c.as_c_str(), flags, Mode::from_bits_truncate(mode & 0o777)).map_err(|e| Error::sys("create", path(), e))?;
         let mut file = std::fs::File::from(fd);
         if !data.is_empty() {
             file.write_all(data).map_err(|e| Error::sys("write", path(), io_errno(&e)))?;
@@ -409,9 +406,7 @@ impl Dir {
         let c = component(name)?;
         const SYS_FCHMODAT2: libc::c_long = 452;
         // SAFETY: plain syscall on a valid fd with a NUL-terminated name.
-        let r = unsafe {
-            libc::syscall(SYS_FCHMODAT2, self.fd.as_raw_fd(), c.as_ptr(), mode as libc::c_uint, libc::AT_SYMLINK_NOFOLLOW)
-        };
+        let r = unsafe { libc::syscall(SYS_FCHMODAT2, self.fd.as_raw_fd(), c.as_ptr(), mode as libc::c_uint, libc::AT_SYMLINK_NOFOLLOW) };
         match Errno::result(r) {
             Ok(_) => Ok(()),
             Err(Errno::EOPNOTSUPP) => Err(Error::refused("chmod", self.child_path(name), "is a symlink")),
@@ -497,13 +492,8 @@ impl Dir {
         let c = component(name)?;
         // Built only for a message: no allocation on success.
         let path = || self.child_path(name);
-        let flags = OFlag::O_WRONLY
-            | OFlag::O_APPEND
-            | OFlag::O_CREAT
-            | OFlag::O_NOFOLLOW
-            | OFlag::O_NONBLOCK
-            | OFlag::O_NOCTTY
-            | OFlag::O_CLOEXEC;
+        let flags =
+            OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
         let fd = match openat(&self.fd, c.as_c_str(), flags, Mode::from_bits_truncate(mode)) {
             Ok(fd) => fd,
             Err(Errno::ELOOP) => return Err(Error::refused("append to", path(), "is a symlink")),

@@ -37,9 +37,7 @@ pub fn rename_at(from: &Dir, old: &OsStr, to: &Dir, new: &OsStr, how: Rename) ->
     };
     let (o, n) = (cstr(old)?, cstr(new)?);
     // SAFETY: valid fds and NUL-terminated single-component names.
-    let r = unsafe {
-        libc::syscall(libc::SYS_renameat2, from.fd().as_raw_fd(), o.as_ptr(), to.fd().as_raw_fd(), n.as_ptr(), flags)
-    };
+    let r = unsafe { libc::syscall(libc::SYS_renameat2, from.fd().as_raw_fd(), o.as_ptr(), to.fd().as_raw_fd(), n.as_ptr(), flags) };
     Errno::result(r).map(drop).map_err(|e| Error::sys("rename", from.child_path(old), e))
 }
 

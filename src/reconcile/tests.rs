@@ -119,7 +119,10 @@ fn the_intent_table_decides_started_or_registered_with_a_down_file() {
         assert_eq!(slot.join("down").exists(), *action == "registered", "{name}: down file");
     }
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
-    assert!(warnings[0].ends_with("j-corrupt/gateway_state.json: not valid JSON (syntax error at line 1, column 2); treating as no prior state"));
+    assert!(
+        warnings[0]
+            .ends_with("j-corrupt/gateway_state.json: not valid JSON (syntax error at line 1, column 2); treating as no prior state")
+    );
     assert!(warnings[1].ends_with("l-non-object/gateway_state.json: not a JSON object (an array); treating as no prior state"));
 }
 
@@ -451,7 +454,13 @@ fn an_unusable_scan_directory_is_the_only_fatal_error() {
     cfg.home = t.root.join("no-home");
     let (out, warnings) = reconcile(&cfg);
     assert_eq!(summary(&out), [("default".into(), None, "registered")]);
-    assert_eq!(warnings, [format!("unable to open {}: No such file or directory; no profile state read, gateway-default registered down", cfg.home.display())]);
+    assert_eq!(
+        warnings,
+        [format!(
+            "unable to open {}: No such file or directory; no profile state read, gateway-default registered down",
+            cfg.home.display()
+        )]
+    );
 }
 
 #[test]

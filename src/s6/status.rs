@@ -120,9 +120,9 @@ pub fn read(svc: &Dir) -> Result<Option<Status>> {
         Err(e) => return Err(e),
     };
     let Some(bytes) = sup.read_file(OsStr::new(s6::STATUS), STATUS_LEN as u64)? else { return Ok(None) };
-    Status::decode(&bytes)
-        .map(Some)
-        .ok_or_else(|| Error::refused("decode", sup.child_path(OsStr::new(s6::STATUS)), format!("{} bytes instead of {STATUS_LEN}", bytes.len())))
+    Status::decode(&bytes).map(Some).ok_or_else(|| {
+        Error::refused("decode", sup.child_path(OsStr::new(s6::STATUS)), format!("{} bytes instead of {STATUS_LEN}", bytes.len()))
+    })
 }
 
 /// Whether the service is normally down (a `down` file exists).
@@ -136,8 +136,8 @@ mod tests {
 
     // Recorded from s6 2.11.3.2: a service that exited 3, wanted down, ready flag set.
     const EXITED_3: [u8; 35] = [
-        0x40, 0, 0, 0, 0x6b, 0x07, 0xfe, 0xce, 0x1a, 0x74, 0xed, 0xd5, 0x40, 0, 0, 0, 0x6b, 0x07, 0xfe, 0xce, 0x1a, 0x7c, 0x8d, 0xc6, 0, 0, 0, 0, 0, 0, 0, 0, 0x03,
-        0x00, 0x08,
+        0x40, 0, 0, 0, 0x6b, 0x07, 0xfe, 0xce, 0x1a, 0x74, 0xed, 0xd5, 0x40, 0, 0, 0, 0x6b, 0x07, 0xfe, 0xce, 0x1a, 0x7c, 0x8d, 0xc6, 0, 0,
+        0, 0, 0, 0, 0, 0, 0x03, 0x00, 0x08,
     ];
 
     #[test]

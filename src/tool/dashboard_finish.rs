@@ -78,7 +78,9 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
                 // The normal state of a container without a dashboard: quiet.
                 Park::Disabled => {}
                 Park::Config => msg::info(PROG, "the dashboard exited 78 (configuration error): not restarting it"),
-                Park::CannotExec(c) => msg::info(PROG, format_args!("the dashboard exited {c} (cannot execute its program): not restarting it")),
+                Park::CannotExec(c) => {
+                    msg::info(PROG, format_args!("the dashboard exited {c} (cannot execute its program): not restarting it"))
+                }
             }
             ExitCode::from(exit::FINISH_PERMANENT)
         }

@@ -241,7 +241,10 @@ mod tests {
     #[test]
     fn host_and_port_with_loopback_defaults() {
         let on = ("HERMES_DASHBOARD", "1");
-        assert_eq!(decide(env(&[on, ("HERMES_DASHBOARD_HOST", "0.0.0.0"), ("HERMES_DASHBOARD_PORT", "9120")])), start("0.0.0.0", 9120, false));
+        assert_eq!(
+            decide(env(&[on, ("HERMES_DASHBOARD_HOST", "0.0.0.0"), ("HERMES_DASHBOARD_PORT", "9120")])),
+            start("0.0.0.0", 9120, false)
+        );
         assert_eq!(decide(env(&[on, ("HERMES_DASHBOARD_HOST", ""), ("HERMES_DASHBOARD_PORT", "")])), start("127.0.0.1", 9119, false));
         assert_eq!(decide(env(&[on, ("HERMES_DASHBOARD_INSECURE", "yes")])), start("127.0.0.1", 9119, true));
         assert_eq!(decide(env(&[on, ("HERMES_DASHBOARD_INSECURE", "0")])), start("127.0.0.1", 9119, false));

@@ -164,10 +164,7 @@ mod tests {
     #[test]
     fn parses_posix_style() {
         let Ok(Parsed::Run(a)) = run(&["-nj", "-s", "/s", "-H/h", "-u", ":1:2"]) else { panic!() };
-        assert_eq!(
-            a,
-            Args { dry_run: true, json: true, scandir: Some("/s".into()), home: Some("/h".into()), user: ":1:2".into() }
-        );
+        assert_eq!(a, Args { dry_run: true, json: true, scandir: Some("/s".into()), home: Some("/h".into()), user: ":1:2".into() });
         let Ok(Parsed::Run(a)) = run(&[]) else { panic!() };
         assert_eq!(a, Args { dry_run: false, json: false, scandir: None, home: None, user: "hermes".into() });
         assert!(matches!(run(&["-h"]), Ok(Parsed::Help)));
