@@ -16,36 +16,54 @@ use common::*;
 const TOOL: &str = env!("CARGO_BIN_EXE_hermes-slot");
 const USER: &str = ":10000:10000";
 
-/// A scan directory watched by an s6-svscan running as the user, and a
-/// HERMES_HOME; the scanner is torn down on drop.
+/// A scan directory watched by a real s6-svscan, and a HERMES_HOME; the
+/// scanner is torn down on drop.
 struct Scanner {
     s: Scratch,
     svscan: Option<Child>,
 }
 
+/// Who runs s6-svscan (and so every supervisor).
+#[derive(Clone, Copy, PartialEq)]
+enum Topology {
+    /// The user's own scanner on its own scan directory.
+    Isolated,
+    /// Root's scanner on a scan directory the user owns, its control
+    /// directory opened to the user's group as hermes-svscan-perms does
+    /// (`.s6-svscan` 0710, `control` 0620): search, no read.
+    Shared,
+}
+
 impl Scanner {
     fn new(tag: &str) -> Scanner {
+        Scanner::with(tag, Topology::Isolated)
+    }
+
+    fn with(tag: &str, topology: Topology) -> Scanner {
         let s = Scratch::new(tag);
         for d in ["scan", "home", "home/profiles"] {
             std::fs::create_dir(s.join(d)).unwrap();
             chown(&s.join(d), UID, GID);
         }
         let mut sc = Scanner { s, svscan: None };
-        sc.start_svscan();
+        sc.start_svscan(topology);
+        if topology == Topology::Shared {
+            let ctl = sc.scan().join(".s6-svscan");
+            chown(&ctl, 0, GID);
+            std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o710)).unwrap();
+            chown(&ctl.join("control"), 0, GID);
+            std::fs::set_permissions(ctl.join("control"), std::fs::Permissions::from_mode(0o620)).unwrap();
+        }
         sc
     }
 
-    fn start_svscan(&mut self) {
-        let child = Command::new("s6-svscan")
-            .arg(self.scan())
-            .uid(UID)
-            .gid(GID)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.svscan = Some(child);
+    fn start_svscan(&mut self, topology: Topology) {
+        let mut c = Command::new("s6-svscan");
+        c.arg(self.scan()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        if topology == Topology::Isolated {
+            c.uid(UID).gid(GID);
+        }
+        self.svscan = Some(c.spawn().unwrap());
         let control = self.scan().join(".s6-svscan/control");
         eventually("s6-svscan listening", || {
             std::fs::symlink_metadata(&control).is_ok()
@@ -190,11 +208,21 @@ fn json(o: &Output) -> serde_json::Value {
 }
 
 #[test]
-fn the_lifecycle_against_a_real_s6_svscan() {
-    if !root_or_skip("the_lifecycle_against_a_real_s6_svscan") {
-        return;
+fn the_lifecycle_against_the_users_s6_svscan() {
+    if root_or_skip("the_lifecycle_against_the_users_s6_svscan") {
+        lifecycle(Topology::Isolated);
     }
-    let sc = Scanner::new("slot-life");
+}
+
+#[test]
+fn the_lifecycle_against_roots_s6_svscan() {
+    if root_or_skip("the_lifecycle_against_roots_s6_svscan") {
+        lifecycle(Topology::Shared);
+    }
+}
+
+fn lifecycle(topology: Topology) {
+    let sc = Scanner::with("slot-life", topology);
     let state =
         "{\"gateway_state\": \"running\",\"pid\":  4242 ,\"platforms\":{\"a\": [1, 2.50]},\n \"updated_at\": \"2026-01-01T00:00:00Z\"}\n";
     let home = sc.profile_home("coder", Some(state));

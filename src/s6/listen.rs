@@ -129,7 +129,7 @@ impl Subscription {
     /// `event/.ftrig1:@<stamp>:<random>` (mode 0622), opens it for reading
     /// then writing, renames it without the dot.
     pub fn new(svc: &Dir) -> Result<Subscription> {
-        let event = svc.open_dir(OsStr::new(s6::EVENT))?;
+        let event = svc.open_dir_search(OsStr::new(s6::EVENT))?;
         for _ in 0..8 {
             let name = fifo_name()?;
             let staging = OsString::from(format!(".{name}"));
@@ -230,7 +230,7 @@ impl LockWatch {
     /// Watches `svc/supervise/lock`; `None` when there is none (no
     /// supervisor ever ran there).
     pub fn new(svc: &Dir) -> Result<Option<LockWatch>> {
-        let sup = match svc.open_dir(OsStr::new(s6::SUPERVISE)) {
+        let sup = match svc.open_dir_search(OsStr::new(s6::SUPERVISE)) {
             Ok(d) => d,
             Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(None),
             Err(e) => return Err(e),

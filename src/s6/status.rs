@@ -177,7 +177,7 @@ fn whole_seconds(secs: i64, nanos: u32, now: Duration) -> u64 {
 
 /// Whether a supervisor holds `supervise/lock` of `svc`.
 pub fn supervised(svc: &Dir) -> Result<bool> {
-    let sup = match svc.open_dir(OsStr::new(s6::SUPERVISE)) {
+    let sup = match svc.open_dir_search(OsStr::new(s6::SUPERVISE)) {
         Ok(d) => d,
         Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(false),
         Err(e) => return Err(e),
@@ -206,7 +206,7 @@ pub fn lock_held(fd: BorrowedFd<'_>, path: &Path) -> Result<bool> {
 
 /// Reads and decodes `supervise/status`; `None` if there is none yet.
 pub fn read(svc: &Dir) -> Result<Option<Status>> {
-    let sup = match svc.open_dir(OsStr::new(s6::SUPERVISE)) {
+    let sup = match svc.open_dir_search(OsStr::new(s6::SUPERVISE)) {
         Ok(d) => d,
         Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(None),
         Err(e) => return Err(e),
