@@ -1,7 +1,7 @@
 //! hermes-slot as a program against a real s6-svscan (Debian's s6), run as
 //! the user on a scan directory of its own (the isolated topology): the
 //! lifecycle, status agreeing with s6-svstat, the state file, errors, and
-//! parallel registers. (The booted image, both topologies: tests/integration/7x.)
+//! parallel registers. (The booted image, both topologies: tests/integration/7x-slot-*.)
 
 mod common;
 

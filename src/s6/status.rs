@@ -211,10 +211,33 @@ pub fn read(svc: &Dir) -> Result<Option<Status>> {
         Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(None),
         Err(e) => return Err(e),
     };
-    let Some(bytes) = sup.read_file(OsStr::new(s6::STATUS), STATUS_LEN as u64)? else { return Ok(None) };
-    Status::decode(&bytes).map(Some).ok_or_else(|| {
-        Error::refused("decode", sup.child_path(OsStr::new(s6::STATUS)), format!("{} bytes instead of {STATUS_LEN}", bytes.len()))
-    })
+    let path = || sup.child_path(OsStr::new(s6::STATUS));
+    // Not read_file: s6-supervise replaces the file by a rename at every
+    // change, so the inode we opened may have no name left by the time we
+    // stat it (0 links). Its bytes are still a whole status, the previous
+    // one, which is what s6-svstat would print too.
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let fd = match openat(sup.fd(), s6::STATUS, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(Error::sys("open", path(), e)),
+    };
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| Error::sys("stat", path(), e))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Error::refused("read", path(), "not a regular file"));
+    }
+    // One byte more than a status: a bigger file is not one.
+    let mut buf = [0u8; STATUS_LEN + 1];
+    let mut len = 0;
+    while len < buf.len() {
+        match nix::unistd::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(Error::sys("read", path(), e)),
+        }
+    }
+    Status::decode(&buf[..len]).map(Some).ok_or_else(|| Error::refused("decode", path(), format!("{len} bytes instead of {STATUS_LEN}")))
 }
 
 /// Whether the service is normally down (a `down` file exists).
