@@ -15,8 +15,9 @@
 //!   the slot again.
 //! * [`unregister`]: down (subscribe, `d`, until down with finish done),
 //!   out of the scan by a rename to a dot-name (the entry never dangles),
-//!   lock watches armed, `s6-svscanctl -an`, until both supervisors have
-//!   released their locks, then the tree is removed through the fd layer.
+//!   `s6-svscanctl -an`, then until both supervisors have exited (a
+//!   pidfd of each lock's holder), then the tree is removed through the
+//!   fd layer.
 //! * [`control`]: one command byte, and with a deadline the wait for its
 //!   effect, as `s6-svc -w…` does.
 //!
@@ -24,6 +25,7 @@
 //! tell apart (timeouts, nobody listening, already registered) is a value.
 
 use std::ffi::{OsStr, OsString};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -203,7 +205,8 @@ pub fn unregister(scandir: &Dir, profile: &Profile, deadline: &Deadline) -> Resu
         Err(e) if e.errno() == Some(Errno::ENOENT) => None,
         Err(e) => return Err(e),
     };
-    // Watches first, then the check, then the prune: no exit is missed.
+    // Each wait re-reads who holds the lock after opening its pidfd: no
+    // exit is missed, whenever it happens.
     let mut watches = Vec::new();
     for d in std::iter::once(&svc).chain(log.as_ref()) {
         watches.extend(LockWatch::new(d)?);
@@ -221,13 +224,17 @@ pub fn unregister(scandir: &Dir, profile: &Profile, deadline: &Deadline) -> Resu
                 let _ = control::svc(d, b"x");
             }
         }
-        let fds: Vec<_> = watches.iter().map(LockWatch::fd).collect();
-        while any_held(&watches)? {
+        loop {
+            let mut holders = Vec::new();
+            for w in &watches {
+                holders.extend(w.arm()?);
+            }
+            if holders.is_empty() {
+                break;
+            }
+            let fds: Vec<_> = holders.iter().map(|fd| fd.as_fd()).collect();
             if !listen::wait(&fds, deadline)? && any_held(&watches)? {
                 return Ok(Unregistered::ExitTimedOut { left_at, prune });
-            }
-            for w in &watches {
-                w.drain()?;
             }
         }
     }

@@ -15,11 +15,11 @@
 //!   `ftrig1_make`, the FIFO is made under a dot-name, opened, then renamed
 //!   into place: a notifier never finds it without a reader.
 //! * [`LockWatch`]: a supervisor's exit. `s6-supervise` holds an fcntl
-//!   write lock on `supervise/lock` for its whole life, through a file it
-//!   opened for writing; when it exits the lock goes, and the kernel
-//!   reports the last close of that file (`IN_CLOSE_WRITE`). The watch is
-//!   armed before the lock is tested, so an exit between the two is not
-//!   missed.
+//!   write lock on `supervise/lock` for its whole life; `F_GETLK` names
+//!   the holder, a pidfd of that process becomes readable when it exits
+//!   (its files, and so the lock, are released before that). The holder
+//!   is checked again once the pidfd is open, so neither an exit nor a
+//!   recycled pid in between is missed.
 //! * [`wait`]: one `poll` over any of those, bounded by a [`Deadline`].
 //!
 //! Verified against Debian's s6 2.11.3.2: a subscriber made this way
@@ -28,7 +28,7 @@
 //! FIFO without a reader is removed at supervisor start, one with a reader
 //! is kept.
 
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -39,7 +39,7 @@ use nix::sys::stat::{Mode, fstat};
 use crate::error::{Error, Result};
 use crate::fs::Dir;
 use crate::fs::publish::{Rename, rename_at};
-use crate::s6::{self, status};
+use crate::s6;
 
 /// Event bytes written by s6-supervise.
 pub mod event {
@@ -217,12 +217,17 @@ fn fifo_name() -> Result<String> {
     Ok(name)
 }
 
-/// A watch on a supervisor's `supervise/lock`: tells whether it is still
-/// held, and wakes [`wait`] when the file is last closed.
+/// A watch on the supervisor of a service directory: who holds its
+/// `supervise/lock`, and a pidfd that [`wait`] wakes on when that process
+/// exits. The lock goes with the process (it is released when the
+/// supervisor's files are closed, before the kernel reports the exit).
+///
+/// A pidfd rather than inotify on the lock file: closing an inotify
+/// instance waits for a kernel grace period (about 20 ms measured here),
+/// which would be most of an unregister's time.
 #[derive(Debug)]
 pub struct LockWatch {
     lock: OwnedFd,
-    inotify: OwnedFd,
     path: std::path::PathBuf,
 }
 
@@ -237,46 +242,50 @@ impl LockWatch {
         };
         let path = sup.child_path(OsStr::new(s6::LOCK));
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        let lock = match openat(sup.fd(), s6::LOCK, flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(e) => return Err(Error::sys("open", &path, e)),
-        };
-        // SAFETY: plain syscall; the fd it returns is ours alone.
-        let ifd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        let ifd = Errno::result(ifd).map_err(|e| Error::sys("watch", &path, e))?;
-        // SAFETY: a fresh fd owned by nobody else.
-        let inotify = unsafe { OwnedFd::from_raw_fd(ifd) };
-        // The watch goes on the very inode we test, named through our fd.
-        let magic =
-            CString::new(format!("/proc/self/fd/{}", lock.as_raw_fd())).map_err(|_| Error::refused("watch", &path, "bad fd path"))?;
-        let mask = libc::IN_CLOSE_WRITE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
-        // SAFETY: valid fd and NUL-terminated path.
-        let wd = unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), magic.as_ptr(), mask) };
-        Errno::result(wd).map_err(|e| Error::sys("watch", &path, e))?;
-        Ok(Some(LockWatch { lock, inotify, path }))
+        match openat(sup.fd(), s6::LOCK, flags, Mode::empty()) {
+            Ok(lock) => Ok(Some(LockWatch { lock, path })),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(Error::sys("open", &path, e)),
+        }
     }
 
     /// Whether a supervisor holds the lock now.
     pub fn held(&self) -> Result<bool> {
-        status::lock_held(self.lock.as_fd(), &self.path)
+        Ok(self.holder()?.is_some())
     }
 
-    /// The fd to [`wait`] on.
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.inotify.as_fd()
+    /// The pid holding the lock (`fcntl(F_GETLK)`), if any.
+    fn holder(&self) -> Result<Option<libc::pid_t>> {
+        // SAFETY: a zeroed flock is a valid argument; the kernel fills it in.
+        let mut lk: libc::flock = unsafe { std::mem::zeroed() };
+        lk.l_type = libc::F_RDLCK as libc::c_short;
+        lk.l_whence = libc::SEEK_SET as libc::c_short;
+        // SAFETY: valid fd and a valid pointer to a flock.
+        let r = unsafe { libc::fcntl(self.lock.as_raw_fd(), libc::F_GETLK, &mut lk) };
+        Errno::result(r).map_err(|e| Error::sys("check lock", &self.path, e))?;
+        Ok((lk.l_type != libc::F_UNLCK as libc::c_short).then_some(lk.l_pid))
     }
 
-    /// Discards the notifications received so far.
-    pub fn drain(&self) -> Result<()> {
-        let mut buf = [0u8; 1024];
-        loop {
-            match nix::unistd::read(&self.inotify, &mut buf) {
-                Ok(0) | Err(Errno::EAGAIN) => return Ok(()),
-                Ok(_) | Err(Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("read", &self.path, e)),
+    /// A pidfd of the lock's holder, readable once it has exited; `None`
+    /// when the lock is free. The holder is checked again after the
+    /// pidfd is opened, so a recycled pid is never waited on.
+    pub fn arm(&self) -> Result<Option<OwnedFd>> {
+        for _ in 0..8 {
+            let Some(pid) = self.holder()? else { return Ok(None) };
+            // SAFETY: plain syscall; the fd it returns is ours alone.
+            let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            let fd = match Errno::result(r) {
+                // SAFETY: a fresh fd owned by nobody else.
+                Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as libc::c_int) },
+                // Exited between the two calls: look again.
+                Err(Errno::ESRCH) => continue,
+                Err(e) => return Err(Error::sys("watch the holder of", &self.path, e)),
+            };
+            if self.holder()? == Some(pid) {
+                return Ok(Some(fd));
             }
         }
+        Err(Error::refused("watch the holder of", &self.path, "the lock keeps changing hands"))
     }
 }
 
