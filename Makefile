@@ -10,7 +10,7 @@
 
 TARGET   ?= x86_64-unknown-linux-musl
 RELEASE  := target/$(TARGET)/release
-TOOLS    := hermes-seed-supervise hermes-svscan-perms hermes-reconcile dashboard-run dashboard-finish
+TOOLS    := hermes-seed-supervise hermes-svscan-perms hermes-reconcile hermes-slot dashboard-run dashboard-finish
 DESTDIR  ?=
 OVERLAY  := $(CURDIR)/target/overlay
 

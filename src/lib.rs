@@ -17,6 +17,10 @@
 //!   intent and lifecycle ledger (untrusted JSON), the container's command;
 //! * [`slot`]: a profile's gateway slot, rendered, built and published;
 //! * [`reconcile`]: the boot reconcile of every profile's slot;
+//! * [`lifecycle`]: a slot at run time: register, unregister, control,
+//!   observe, with waits on s6's events instead of sleeps;
+//! * [`planned_stop`], [`port`]: the marker a stop leaves for the gateway,
+//!   the deterministic port of a profile name;
 //! * [`error`], [`msg`], [`cli`]: errors, skarnet-style messages and exit
 //!   codes, option parsing conventions.
 //!
@@ -27,8 +31,11 @@ pub mod container;
 pub mod error;
 pub mod exec;
 pub mod fs;
+pub mod lifecycle;
 pub mod msg;
 pub mod perms;
+pub mod planned_stop;
+pub mod port;
 pub mod profile;
 pub mod reconcile;
 pub mod s6;

@@ -9,7 +9,14 @@
 //! The root profile (`$HERMES_HOME` itself) is called `default`; a
 //! directory `profiles/default/` would collide with its slot.
 
+use std::ffi::OsStr;
 use std::fmt;
+use std::path::Path;
+
+use nix::errno::Errno;
+
+use crate::error::Error;
+use crate::fs::Dir;
 
 /// Longest accepted name, in bytes.
 pub const NAME_MAX: usize = 251;
@@ -82,9 +89,51 @@ impl fmt::Display for Profile {
     }
 }
 
+/// The directory of named profiles in the root home.
+pub const PROFILES: &str = "profiles";
+
+/// The root home, from the `$HERMES_HOME` of a hermes process: that may
+/// be a named profile's own home (`<root>/profiles/<p>`, as `hermes -p
+/// <p>` sets it), whose root is two levels up (upstream's rule).
+pub fn root_home(hermes_home: &Path) -> &Path {
+    match hermes_home.parent() {
+        Some(parent) if parent.file_name() == Some(OsStr::new(PROFILES)) => parent.parent().unwrap_or(hermes_home),
+        _ => hermes_home,
+    }
+}
+
+/// Opens the home of `profile`: the root home for `default`, else
+/// `<root>/profiles/<p>`, each step without following symlinks.
+/// `Ok(None)` when it does not exist (nothing is created).
+pub fn open_home(hermes_home: &Path, profile: &Profile) -> crate::Result<Option<Dir>> {
+    let absent = |e: &Error| e.errno() == Some(Errno::ENOENT);
+    let root = match Dir::open(root_home(hermes_home)) {
+        Ok(d) => d,
+        Err(e) if absent(&e) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if profile.is_root() {
+        return Ok(Some(root));
+    }
+    let home = root.open_dir(OsStr::new(PROFILES)).and_then(|p| p.open_dir(OsStr::new(profile.as_str())));
+    match home {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if absent(&e) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_root_home_of_a_profile_home() {
+        assert_eq!(root_home(Path::new("/opt/data")), Path::new("/opt/data"));
+        assert_eq!(root_home(Path::new("/opt/data/profiles/coder")), Path::new("/opt/data"));
+        assert_eq!(root_home(Path::new("/opt/data/profiles")), Path::new("/opt/data/profiles"));
+        assert_eq!(root_home(Path::new("/x/notprofiles/coder")), Path::new("/x/notprofiles/coder"));
+    }
 
     #[test]
     fn accepts_what_upstream_accepts() {

@@ -33,7 +33,7 @@ use crate::slot::{self, Built, Existing, RunAs, Start};
 use crate::state::{self, PriorExit};
 
 /// The directory of named profiles in `$HERMES_HOME`.
-pub const PROFILES: &str = "profiles";
+pub const PROFILES: &str = crate::profile::PROFILES;
 /// A named profile is a directory holding this file.
 pub const MARKER: &str = "SOUL.md";
 /// Runtime files of the previous container, removed from every profile home.

@@ -81,6 +81,47 @@ pub fn is_staging_name(name: &[u8]) -> bool {
         && (name.ends_with(STAGING_SUFFIX.as_bytes()) || name.windows(ASIDE_INFIX.len()).any(|w| w == ASIDE_INFIX.as_bytes()))
 }
 
+/// Why [`install`] refuses a slot that exists (`Existing::Refuse`).
+const ALREADY: &str = "already registered";
+
+fn already_registered(scandir: &Dir, real: &OsStr) -> Error {
+    Error::refused("register", scandir.child_path(real), ALREADY)
+}
+
+/// Whether an error of [`install`] is its refusal of an existing slot.
+pub fn is_already_registered(e: &Error) -> bool {
+    e.op() == "register" && matches!(e.cause(), crate::error::Cause::Refused(why) if why == ALREADY)
+}
+
+/// `.gateway-<profile>.tmp.stale-<n>`: where a slot goes when it leaves
+/// the scan before it is removed (a name s6-svscan skips, and that the
+/// boot's sweep of leftovers removes).
+pub fn aside_name(profile: &Profile, n: u128) -> OsString {
+    OsString::from(format!("{STAGING_PREFIX}{profile}{ASIDE_INFIX}{n}"))
+}
+
+/// The profiles registered in `scandir`: its `gateway-<p>` directories
+/// (not symlinks, not dot-names) whose `<p>` is a valid profile name,
+/// sorted.
+pub fn registered(scandir: &Dir) -> Result<Vec<Profile>> {
+    // s6-svscan's own bound on services is 160,000.
+    let mut out = Vec::new();
+    for (name, kind) in scandir.entries_typed(200_000)? {
+        let Some(p) = name.as_encoded_bytes().strip_prefix(PREFIX.as_bytes()) else { continue };
+        let kind = match kind {
+            Some(k) => Some(k),
+            None => scandir.stat_at(&name)?.map(|st| st.kind),
+        };
+        if kind == Some(Kind::Dir)
+            && let Ok(profile) = Profile::parse(p)
+        {
+            out.push(profile);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
 /// Whether the gateway starts when its supervisor does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
@@ -350,7 +391,7 @@ impl<'a> Builder<'a> {
         let present = scandir.stat_at(&real)?;
         match (present, existing) {
             (None, _) => {}
-            (Some(_), Existing::Refuse) => return Err(Error::refused("register", scandir.child_path(&real), "already registered")),
+            (Some(_), Existing::Refuse) => return Err(already_registered(scandir, &real)),
             (Some(st), Existing::Replace) => {
                 if st.kind == Kind::Dir && same_content(scandir, &real, slot) {
                     return Ok(Installed { built: Built::Unchanged, leftovers: Vec::new() });
@@ -391,11 +432,7 @@ impl<'a> Builder<'a> {
                     .and_then(|()| scandir.sync());
                 if let Err(e) = placed {
                     let _ = tree::remove_tree(scandir, &staging, TREE_LIMITS);
-                    return Err(if e.errno() == Some(Errno::EEXIST) {
-                        Error::refused("register", scandir.child_path(&real), "already registered")
-                    } else {
-                        e
-                    });
+                    return Err(if e.errno() == Some(Errno::EEXIST) { already_registered(scandir, &real) } else { e });
                 }
                 Built::Created
             }
@@ -534,6 +571,8 @@ mod tests {
         assert!(!is_staging_name(b"gateway-coder"));
         assert!(!is_staging_name(b".gateway-coder"));
         assert!(!is_staging_name(b".s6-svscan"));
+        assert_eq!(aside_name(&p("coder"), 7), ".gateway-coder.tmp.stale-7");
+        assert!(is_staging_name(aside_name(&p("coder"), 7).as_encoded_bytes()));
     }
 
     #[test]

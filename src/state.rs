@@ -18,11 +18,14 @@
 //! `<object>`.
 
 use std::borrow::Cow;
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::path::Path;
 
 use nix::errno::Errno;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::{Error, Result};
 use crate::fs::Dir;
@@ -239,9 +242,162 @@ pub fn write_migration(home: &Dir, epoch: i64, owner: Owner) -> Result<()> {
     home.sync()
 }
 
+/// A state file's object with every value kept as the exact JSON text it
+/// had, in the order of the file: a rewrite changes only the keys it sets.
+/// A key given twice keeps its first place and its last value (Python's
+/// `json.load`, which the gateway uses).
+#[derive(Debug, Default)]
+pub struct RawObject(Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for RawObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<RawObject, D::Error> {
+        struct Entries;
+        impl<'de> Visitor<'de> for Entries {
+            type Value = RawObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<RawObject, A::Error> {
+                let mut out = RawObject::default();
+                let mut at = std::collections::HashMap::new();
+                while let Some((key, value)) = map.next_entry::<String, Box<RawValue>>()? {
+                    match at.get(&key) {
+                        Some(&i) => out.0[i] = (key, value),
+                        None => {
+                            at.insert(key.clone(), out.0.len());
+                            out.0.push((key, value));
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(Entries)
+    }
+}
+
+impl RawObject {
+    /// Parses a state file's bytes (one leading UTF-8 BOM tolerated).
+    pub fn parse(bytes: &[u8]) -> std::result::Result<RawObject, Invalid> {
+        // The same checks and messages as the intent reader's, first.
+        parse_object(bytes)?;
+        let bytes = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+        serde_json::from_slice(bytes).map_err(|_| Invalid::NotObject("unreadable"))
+    }
+
+    /// Sets `key` to the JSON text `raw` (which must be valid JSON): in
+    /// place if present, else at the end.
+    pub fn set(&mut self, key: &str, raw: String) -> Result<()> {
+        let value = RawValue::from_string(raw).map_err(|_| Error::refused("set", Path::new(key), "not a JSON value"))?;
+        match self.0.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value,
+            None => self.0.push((key.to_string(), value)),
+        }
+        Ok(())
+    }
+
+    /// The raw text of `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.get())
+    }
+
+    /// Compact JSON (separators `,` and `:`, as upstream writes it) and a
+    /// newline; values byte for byte as read.
+    pub fn to_line(&self) -> String {
+        let mut out = String::from("{");
+        for (i, (k, v)) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(&serde_json::to_string(k).unwrap_or_else(|_| "\"\"".into()));
+            out.push(':');
+            out.push_str(v.get());
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+/// What [`record_desired`] found in the file it rewrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Previous {
+    /// No state file: a new one was written.
+    Absent,
+    /// An object: its other keys were kept.
+    Kept,
+    /// Not an object, or not JSON: replaced by a fresh object (upstream).
+    Replaced(Invalid),
+}
+
+/// Records the runtime lifecycle's intent in `home`'s state file:
+/// `desired_state` = `desired` and `updated_at` = `now` (integer epoch
+/// seconds), every other key kept as it was. Read as untrusted input
+/// ([`Dir::read_file`]: a symlink, FIFO, hard-linked or oversized file is
+/// refused, and nothing is written); written under a dot-name then renamed
+/// over the file, so readers see the old or the new file, never a part.
+/// The file keeps its permission bits (0644 when new); run as root
+/// (`Owner::Chown`) it is given to the user.
+pub fn record_desired(home: &Dir, desired: &str, now: i64, owner: Owner) -> Result<Previous> {
+    let name = OsStr::new(STATE_FILE);
+    let old = home.read_file(name, CAP)?;
+    let (mut object, previous) = match old.as_deref().map(RawObject::parse) {
+        None => (RawObject::default(), Previous::Absent),
+        Some(Ok(o)) => (o, Previous::Kept),
+        Some(Err(why)) => (RawObject::default(), Previous::Replaced(why)),
+    };
+    let mode = match home.stat_at(name)? {
+        Some(st) => st.mode & 0o777,
+        None => 0o644,
+    };
+    object.set("desired_state", serde_json::to_string(desired).unwrap_or_else(|_| "null".into()))?;
+    object.set("updated_at", now.to_string())?;
+    replace_file(home, name, &object.to_line(), mode, owner)?;
+    Ok(previous)
+}
+
+/// Writes `text` as `home/name` through a unique dot-name and one rename.
+pub fn replace_file(home: &Dir, name: &OsStr, text: &str, mode: u32, owner: Owner) -> Result<()> {
+    let staging = OsString::from(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
+    match home.unlink_at(&staging) {
+        Err(e) if e.errno() != Some(Errno::ENOENT) => return Err(e),
+        _ => {}
+    }
+    home.create_file(&staging, mode, text.as_bytes())?;
+    let placed = (|| {
+        if let Owner::Chown { uid, gid } = owner {
+            home.open_node(&staging)?.chown(uid, gid)?;
+        }
+        rename_at(home, &staging, home, name, Rename::Replace)
+    })();
+    if let Err(e) = placed {
+        let _ = home.unlink_at(&staging);
+        return Err(e);
+    }
+    home.sync()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn raw_objects_keep_every_value_byte_for_byte() {
+        let text = "\u{feff}{\"gateway_state\": \"running\", \"pid\":  42 , \"platforms\": {\"a\" : [1, 2.50, \"\\u00e9\"]},\n \"updated_at\": \"2026-01-01T00:00:00Z\", \"x\": 1e3}";
+        let mut o = RawObject::parse(text.as_bytes()).unwrap();
+        o.set("desired_state", "\"stopped\"".into()).unwrap();
+        o.set("updated_at", "1700000000".into()).unwrap();
+        assert_eq!(
+            o.to_line(),
+            "{\"gateway_state\":\"running\",\"pid\":42,\"platforms\":{\"a\" : [1, 2.50, \"\\u00e9\"]},\"updated_at\":1700000000,\"x\":1e3,\"desired_state\":\"stopped\"}\n"
+        );
+        assert_eq!(o.get("pid"), Some("42"));
+        // Duplicates: first place, last value.
+        let d = RawObject::parse(br#"{"a": 1, "b": 2, "a": 3}"#).unwrap();
+        assert_eq!(d.to_line(), "{\"a\":3,\"b\":2}\n");
+        assert!(matches!(RawObject::parse(b"[1]"), Err(Invalid::NotObject("an array"))));
+        assert!(matches!(RawObject::parse(b"{x"), Err(Invalid::Json { .. })));
+        assert!(o.set("k", "not json".into()).is_err());
+    }
 
     fn intent(json: &str) -> Option<String> {
         parse_intent(json.as_bytes()).unwrap()

@@ -203,6 +203,20 @@ impl Dir {
         }
     }
 
+    /// Opens the subdirectory `name` for lookups only (`O_PATH`), without
+    /// following it: search permission is enough (s6's `supervise/` at
+    /// 0710 and `event/` at 03730 give the group no read). Its entries can
+    /// be reached, created, renamed and removed through it, not listed.
+    pub fn open_dir_search(&self, name: &OsStr) -> Result<Dir> {
+        let c = component(name)?;
+        let path = self.child_path(name);
+        match openat(&self.fd, c.as_c_str(), PATH_FLAGS | OFlag::O_DIRECTORY, Mode::empty()) {
+            Ok(fd) => Ok(Dir { fd, path }),
+            Err(Errno::ENOTDIR | Errno::ELOOP) => Err(self.wrong_type(name, "a directory")),
+            Err(e) => Err(Error::sys("open", path, e)),
+        }
+    }
+
     /// Pins `name` with `O_PATH|O_NOFOLLOW` and stats the pinned inode.
     pub fn open_node(&self, name: &OsStr) -> Result<Node> {
         let c = component(name)?;

@@ -22,7 +22,7 @@ pub enum Sent {
 /// Writes `cmds` to `<dir>/<sub>/control`, never blocking: with no reader
 /// the non-blocking open fails with ENXIO and that is an answer, not an error.
 fn send(dir: &Dir, sub: &str, cmds: &[u8]) -> Result<Sent> {
-    let sub = match dir.open_dir(OsStr::new(sub)) {
+    let sub = match dir.open_dir_search(OsStr::new(sub)) {
         Ok(d) => d,
         Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(Sent::NotListening),
         Err(e) => return Err(e),

@@ -3,6 +3,7 @@
 //! Every literal of that protocol lives here (reference: s6.md §1-§2).
 
 pub mod control;
+pub mod listen;
 pub mod status;
 
 /// The fifodir for event subscribers (top level of the service directory

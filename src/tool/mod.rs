@@ -5,4 +5,5 @@ pub mod dashboard_finish;
 pub mod dashboard_run;
 pub mod reconcile;
 pub mod seed_supervise;
+pub mod slot;
 pub mod svscan_perms;

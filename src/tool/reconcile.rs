@@ -72,13 +72,13 @@ fn flag(value: Option<&OsStr>, words: &[&str]) -> bool {
 }
 
 /// A non-empty environment variable.
-fn env_path(name: &str) -> Option<PathBuf> {
+pub fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 
 /// The scan directory: `-s`, else `S6_PROFILE_GATEWAY_SCANDIR`, else the
 /// user's scan directory if it exists (isolated topology), else root's.
-fn scandir(flag: Option<PathBuf>, env: Option<PathBuf>, user_scandir_exists: bool) -> PathBuf {
+pub fn scandir(flag: Option<PathBuf>, env: Option<PathBuf>, user_scandir_exists: bool) -> PathBuf {
     flag.or(env).unwrap_or_else(|| PathBuf::from(if user_scandir_exists { USER_SCANDIR } else { ROOT_SCANDIR }))
 }
 

@@ -1,0 +1,408 @@
+//! The runtime lifecycle of a gateway slot, speaking s6's own files and
+//! FIFOs (DESIGN §2, hermes-slot): register, unregister, control, observe.
+//!
+//! Every wait is a subscription or a watch armed *before* the action it
+//! waits for, followed by a fresh read of the state after every wake-up
+//! ([`crate::s6::listen`]); none sleeps for a fixed time.
+//!
+//! * [`register`]: the slot is built and published by the same code as the
+//!   boot reconcile ([`slot::install`], refusing an existing slot); then
+//!   subscriptions go into the slot's `event/` and `log/event/`, the scan
+//!   directory is told to rescan, and the call returns once a supervisor
+//!   holds each lock and has written its status (its `s` event). A
+//!   supervisor started meanwhile by someone else's rescan is seen by the
+//!   check made after subscribing. A rescan that cannot be sent withdraws
+//!   the slot again.
+//! * [`unregister`]: down (subscribe, `d`, until down with finish done),
+//!   out of the scan by a rename to a dot-name (the entry never dangles),
+//!   lock watches armed, `s6-svscanctl -an`, until both supervisors have
+//!   released their locks, then the tree is removed through the fd layer.
+//! * [`control`]: one command byte, and with a deadline the wait for its
+//!   effect, as `s6-svc -w…` does.
+//!
+//! Error policy: system failures are `Err`; every outcome a caller must
+//! tell apart (timeouts, nobody listening, already registered) is a value.
+
+use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+
+use crate::error::{Error, Result};
+use crate::fs::publish::{Rename, rename_at};
+use crate::fs::tree::{self, Limits};
+use crate::fs::{Dir, Kind};
+use crate::profile::Profile;
+use crate::s6;
+use crate::s6::control::{self, Sent};
+use crate::s6::listen::{self, Deadline, LockWatch, Subscription, event};
+use crate::s6::status::{self, Status};
+use crate::skeleton::Owner;
+use crate::slot::{self, Existing, Rendered};
+
+/// Bounds for removing a slot's tree.
+const TREE_LIMITS: Limits = Limits { depth: 16, entries: 10_000 };
+
+/// Why a command could not reach s6-svscan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unreachable {
+    /// Nobody reads the control FIFO (no s6-svscan on that directory).
+    NotListening,
+    /// Writing to it failed (typically EACCES).
+    Failed(Error),
+}
+
+/// What [`register`] achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registered {
+    /// Published, and a supervisor runs on the slot and on its logger.
+    Supervised,
+    /// Published and the rescan sent, but no supervisor came in time.
+    TimedOut,
+    /// A slot of that name already exists; nothing was changed.
+    Already,
+    /// The rescan could not be sent: the slot was withdrawn again
+    /// (`leftover`: what could not be removed, and why).
+    RescanFailed { why: Unreachable, leftover: Option<(PathBuf, Error)> },
+}
+
+/// Builds `slot` in `scandir`, publishes it, has it supervised.
+pub fn register(scandir: &Dir, slot: &Rendered, owner: Owner, deadline: &Deadline) -> Result<Registered> {
+    match slot::install(scandir, slot, owner, Existing::Refuse) {
+        Ok(_) => {}
+        Err(e) if slot::is_already_registered(&e) => return Ok(Registered::Already),
+        Err(e) => return Err(e),
+    }
+    let name = OsString::from(slot::name(&slot.profile));
+    // Until the rescan is sent, any failure withdraws the slot: register
+    // either gets as far as asking s6 or leaves nothing behind.
+    let (svc, log, subs) = match open_and_subscribe(scandir, &name) {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = withdraw(scandir, &slot.profile, &name);
+            return Err(e);
+        }
+    };
+    let dirs = [&svc, &log];
+    if all_supervised(&dirs)? {
+        return Ok(Registered::Supervised);
+    }
+    let why = match control::svscanctl(scandir, b"a") {
+        Ok(Sent::Delivered) => None,
+        Ok(Sent::NotListening) => Some(Unreachable::NotListening),
+        Err(e) => Some(Unreachable::Failed(e)),
+    };
+    if let Some(why) = why {
+        drop(subs);
+        let leftover = withdraw(scandir, &slot.profile, &name).err();
+        return Ok(Registered::RescanFailed { why, leftover });
+    }
+    let fds: Vec<_> = subs.iter().map(Subscription::fd).collect();
+    let mut events = Vec::new();
+    loop {
+        if !listen::wait(&fds, deadline)? {
+            return Ok(if all_supervised(&dirs)? { Registered::Supervised } else { Registered::TimedOut });
+        }
+        for s in &subs {
+            s.read_events(&mut events)?;
+        }
+        if all_supervised(&dirs)? {
+            return Ok(Registered::Supervised);
+        }
+    }
+}
+
+fn open_and_subscribe(scandir: &Dir, name: &OsStr) -> Result<(Dir, Dir, [Subscription; 2])> {
+    let svc = scandir.open_dir(name)?;
+    let log = svc.open_dir(OsStr::new(s6::LOG))?;
+    let subs = [Subscription::new(&svc)?, Subscription::new(&log)?];
+    Ok((svc, log, subs))
+}
+
+/// A supervisor holds the lock of each directory and has written its
+/// status (which it does just before its `s` event).
+fn all_supervised(dirs: &[&Dir]) -> Result<bool> {
+    for d in dirs {
+        if !status::supervised(d)? || status::read(d)?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Takes a slot out of the scan (rename to a dot-name) and removes it,
+/// unless a supervisor runs on it (then it stays aside, reported).
+fn withdraw(scandir: &Dir, profile: &Profile, name: &OsStr) -> std::result::Result<(), (PathBuf, Error)> {
+    let aside = match move_aside(scandir, profile, name) {
+        Ok(Some(a)) => a,
+        Ok(None) => return Ok(()),
+        Err(e) => return Err((scandir.child_path(name), e)),
+    };
+    let at = scandir.child_path(&aside);
+    let busy = scandir.open_dir(&aside).and_then(|d| status::supervised(&d));
+    match busy {
+        Ok(true) => Err((at, Error::refused("remove", scandir.child_path(&aside), "a supervisor runs on it"))),
+        _ => tree::remove_tree(scandir, &aside, TREE_LIMITS).map(drop).map_err(|e| (at, e)),
+    }
+}
+
+/// Renames `name` to a fresh aside name; `None` if it is gone already.
+fn move_aside(scandir: &Dir, profile: &Profile, name: &OsStr) -> Result<Option<OsString>> {
+    let base = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    for n in 0..8 {
+        let aside = slot::aside_name(profile, base + n);
+        match rename_at(scandir, name, scandir, &aside, Rename::NoReplace) {
+            Ok(()) => return Ok(Some(aside)),
+            Err(e) if e.errno() == Some(Errno::EEXIST) => continue,
+            Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::refused("move aside", scandir.child_path(name), "no free name"))
+}
+
+/// What [`unregister`] achieved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unregistered {
+    /// There was no such slot.
+    Absent,
+    /// Down, out of the scan, supervisors gone, tree removed.
+    Removed,
+    /// The service did not go down in time; the slot is still registered
+    /// (wanted down).
+    DownTimedOut,
+    /// Out of the scan, but a supervisor still held its lock at the
+    /// deadline; the slot is left at `left_at`. `prune`: why s6-svscan
+    /// could not be told to let it go, if it could not.
+    ExitTimedOut { left_at: PathBuf, prune: Option<Unreachable> },
+    /// Everything stopped, but the tree at `left_at` could not be removed.
+    Leftover { left_at: PathBuf, error: Error },
+}
+
+/// Unregisters `profile`'s slot in `scandir` (idempotent).
+pub fn unregister(scandir: &Dir, profile: &Profile, deadline: &Deadline) -> Result<Unregistered> {
+    let name = OsString::from(slot::name(profile));
+    match scandir.stat_at(&name)? {
+        None => return Ok(Unregistered::Absent),
+        Some(st) if st.kind != Kind::Dir => {
+            return Err(Error::refused("unregister", scandir.child_path(&name), crate::fs::dir_describe(st.kind)));
+        }
+        Some(_) => {}
+    }
+    let svc = scandir.open_dir(&name)?;
+    if !bring_down(&svc, deadline)? {
+        return Ok(Unregistered::DownTimedOut);
+    }
+    drop(svc);
+    let Some(aside) = move_aside(scandir, profile, &name)? else { return Ok(Unregistered::Absent) };
+    let left_at = scandir.child_path(&aside);
+    let svc = scandir.open_dir(&aside)?;
+    let log = match svc.open_dir(OsStr::new(s6::LOG)) {
+        Ok(d) => Some(d),
+        Err(e) if e.errno() == Some(Errno::ENOENT) => None,
+        Err(e) => return Err(e),
+    };
+    // Watches first, then the check, then the prune: no exit is missed.
+    let mut watches = Vec::new();
+    for d in std::iter::once(&svc).chain(log.as_ref()) {
+        watches.extend(LockWatch::new(d)?);
+    }
+    if any_held(&watches)? {
+        let prune = match control::svscanctl(scandir, b"an") {
+            Ok(Sent::Delivered) => None,
+            Ok(Sent::NotListening) => Some(Unreachable::NotListening),
+            Err(e) => Some(Unreachable::Failed(e)),
+        };
+        if prune.is_some() {
+            // No scanner to prune them: ask the supervisors themselves to
+            // exit (the service is down; a logger ends at end of input).
+            for d in std::iter::once(&svc).chain(log.as_ref()) {
+                let _ = control::svc(d, b"x");
+            }
+        }
+        let fds: Vec<_> = watches.iter().map(LockWatch::fd).collect();
+        while any_held(&watches)? {
+            if !listen::wait(&fds, deadline)? && any_held(&watches)? {
+                return Ok(Unregistered::ExitTimedOut { left_at, prune });
+            }
+            for w in &watches {
+                w.drain()?;
+            }
+        }
+    }
+    drop((watches, log, svc));
+    match tree::remove_tree(scandir, &aside, TREE_LIMITS) {
+        Ok(_) => Ok(Unregistered::Removed),
+        Err(error) => Ok(Unregistered::Leftover { left_at, error }),
+    }
+}
+
+fn any_held(watches: &[LockWatch]) -> Result<bool> {
+    for w in watches {
+        if w.held()? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Wants the service down and waits until it is down with its finish
+/// program done. `Ok(false)` on timeout. Nothing to do without a
+/// supervisor.
+fn bring_down(svc: &Dir, deadline: &Deadline) -> Result<bool> {
+    let sub = match Subscription::new(svc) {
+        Ok(s) => Some(s),
+        // No event/: no supervisor ever ran there.
+        Err(e) if e.errno() == Some(Errno::ENOENT) => None,
+        Err(e) => return Err(e),
+    };
+    if !status::supervised(svc)? || control::svc(svc, b"d")? == Sent::NotListening {
+        return Ok(true);
+    }
+    let Some(sub) = sub else { return Ok(true) };
+    let mut events = Vec::new();
+    loop {
+        match status::read(svc)? {
+            Some(s) if s.pid == 0 && !s.finishing => return Ok(true),
+            None => return Ok(true),
+            Some(_) => {}
+        }
+        if events.contains(&event::EXIT) || !status::supervised(svc)? {
+            return Ok(true);
+        }
+        if !listen::wait(&[sub.fd()], deadline)? {
+            return Ok(matches!(status::read(svc)?, Some(s) if s.pid == 0 && !s.finishing));
+        }
+        sub.read_events(&mut events)?;
+    }
+}
+
+/// A lifecycle command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// `u`: want up, start it.
+    Start,
+    /// `d`: want down, SIGTERM it.
+    Stop,
+    /// `t`: SIGTERM; the supervisor restarts it (it stays wanted up).
+    Restart,
+}
+
+impl Command {
+    /// The byte written to `supervise/control`.
+    pub fn byte(self) -> u8 {
+        match self {
+            Command::Start => b'u',
+            Command::Stop => b'd',
+            Command::Restart => b't',
+        }
+    }
+
+    /// The intent it records: `running` or `stopped`.
+    pub fn desired_state(self) -> &'static str {
+        match self {
+            Command::Start | Command::Restart => "running",
+            Command::Stop => "stopped",
+        }
+    }
+}
+
+/// What [`control`] achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Controlled {
+    /// Sent (and, when waited for, done: up; down with finish done;
+    /// restarted with a new pid).
+    Done,
+    /// No supervisor reads `supervise/control` (s6-svc's exit 102).
+    NotListening,
+    /// Sent, but the effect did not come in time.
+    TimedOut,
+    /// Sent, but the supervisor gave up on the service (its finish exited
+    /// 125): it will not come up.
+    GaveUp,
+    /// Sent, but the supervisor exited while we waited.
+    SupervisorExited,
+    /// A restart of a service that was not up: nothing to restart.
+    NotUp,
+}
+
+/// Sends `cmd` to the supervisor of `svc`; with `wait`, waits for its
+/// effect until that deadline (subscribed before sending, as `s6-svc -w`).
+pub fn control(svc: &Dir, cmd: Command, wait: Option<&Deadline>) -> Result<Controlled> {
+    let Some(deadline) = wait else {
+        return Ok(match control::svc(svc, &[cmd.byte()])? {
+            Sent::Delivered => Controlled::Done,
+            Sent::NotListening => Controlled::NotListening,
+        });
+    };
+    let sub = Subscription::new(svc)?;
+    let before = status::read(svc)?;
+    if control::svc(svc, &[cmd.byte()])? == Sent::NotListening {
+        return Ok(Controlled::NotListening);
+    }
+    let old_pid = match (cmd, before) {
+        (Command::Restart, Some(s)) if s.is_up() => s.pid,
+        (Command::Restart, _) => return Ok(Controlled::NotUp),
+        _ => 0,
+    };
+    let done = |s: &Status| match cmd {
+        Command::Start => s.is_up(),
+        Command::Stop => s.pid == 0 && !s.finishing,
+        Command::Restart => s.is_up() && s.pid != old_pid,
+    };
+    let mut events = Vec::new();
+    loop {
+        if status::read(svc)?.as_ref().is_some_and(done) {
+            return Ok(Controlled::Done);
+        }
+        if cmd != Command::Stop && events.contains(&event::GAVE_UP) {
+            return Ok(Controlled::GaveUp);
+        }
+        if events.contains(&event::EXIT) {
+            return Ok(Controlled::SupervisorExited);
+        }
+        if !listen::wait(&[sub.fd()], deadline)? {
+            let late = status::read(svc)?.as_ref().is_some_and(done);
+            return Ok(if late { Controlled::Done } else { Controlled::TimedOut });
+        }
+        sub.read_events(&mut events)?;
+    }
+}
+
+/// What is known of a profile's slot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// No slot of that name.
+    Unregistered,
+    /// A slot, but no supervisor holds its lock (it never ran, or it is
+    /// gone).
+    Unsupervised,
+    /// Supervised, with its status and whether it is normally up.
+    Supervised { status: Status, normally_up: bool },
+}
+
+/// Reads the state of `profile`'s slot as s6-svstat does: lock, status,
+/// `down` file.
+pub fn observe(scandir: &Dir, profile: &Profile) -> Result<Observed> {
+    let svc = match open_slot(scandir, profile)? {
+        Some(d) => d,
+        None => return Ok(Observed::Unregistered),
+    };
+    if !status::supervised(&svc)? {
+        return Ok(Observed::Unsupervised);
+    }
+    let Some(status) = status::read(&svc)? else { return Ok(Observed::Unsupervised) };
+    Ok(Observed::Supervised { status, normally_up: !status::normally_down(&svc)? })
+}
+
+/// Opens `profile`'s slot; `None` when there is none. Anything but a
+/// directory under that name is refused.
+pub fn open_slot(scandir: &Dir, profile: &Profile) -> Result<Option<Dir>> {
+    let name = OsString::from(slot::name(profile));
+    match scandir.open_dir(&name) {
+        Ok(d) => Ok(Some(d)),
+        Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}

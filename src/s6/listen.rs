@@ -1,0 +1,309 @@
+//! Waiting for s6 without sleeping: the kernel wakes us when something
+//! happens, and the state is read again each time (events are wake-ups,
+//! the status files are the truth).
+//!
+//! * [`Subscription`]: s6's own event protocol (`ftrig1`, as `s6-svwait`
+//!   and `s6-svlisten1` use it). s6-supervise writes one byte per event
+//!   into every FIFO of the service's `event/` whose name is `ftrig1:@`
+//!   and 31 more bytes (39 in all; other names are ignored): `s` the
+//!   supervisor started, `u` up, `U` ready, `d` down, `D` down with finish
+//!   done, `O` given up (finish exited 125), `x` the supervisor is exiting.
+//!   Its start-up cleaning, and every notification, unlink such FIFOs that
+//!   nobody reads (ENXIO on a non-blocking open for writing), so a
+//!   subscriber keeps its FIFO open for reading (and for writing, so that
+//!   it never reads EOF) for as long as it listens. As in s6's
+//!   `ftrig1_make`, the FIFO is made under a dot-name, opened, then renamed
+//!   into place: a notifier never finds it without a reader.
+//! * [`LockWatch`]: a supervisor's exit. `s6-supervise` holds an fcntl
+//!   write lock on `supervise/lock` for its whole life, through a file it
+//!   opened for writing; when it exits the lock goes, and the kernel
+//!   reports the last close of that file (`IN_CLOSE_WRITE`). The watch is
+//!   armed before the lock is tested, so an exit between the two is not
+//!   missed.
+//! * [`wait`]: one `poll` over any of those, bounded by a [`Deadline`].
+//!
+//! Verified against Debian's s6 2.11.3.2: a subscriber made this way
+//! receives `s` (and `u`) when the supervisor starts, `d` `D` after
+//! `s6-svc -d`, `x` when `s6-svscanctl -an` prunes it; a 39-byte `ftrig1`
+//! FIFO without a reader is removed at supervisor start, one with a reader
+//! is kept.
+
+use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use nix::errno::Errno;
+use nix::fcntl::{OFlag, openat};
+use nix::sys::stat::{Mode, fstat};
+
+use crate::error::{Error, Result};
+use crate::fs::Dir;
+use crate::fs::publish::{Rename, rename_at};
+use crate::s6::{self, status};
+
+/// Event bytes written by s6-supervise.
+pub mod event {
+    /// The supervisor has started (status written).
+    pub const START: u8 = b's';
+    /// The service was spawned.
+    pub const UP: u8 = b'u';
+    /// The service died (finish may still run).
+    pub const DOWN: u8 = b'd';
+    /// The service is down and its finish program is done.
+    pub const FINISHED: u8 = b'D';
+    /// The supervisor gave up on the service (finish exited 125).
+    pub const GAVE_UP: u8 = b'O';
+    /// The supervisor is exiting.
+    pub const EXIT: u8 = b'x';
+}
+
+/// Every subscriber FIFO's name starts with this.
+const PREFIX: &str = "ftrig1:@";
+/// Length of a subscriber FIFO's name: s6 notifies no other length.
+const NAME_LEN: usize = 39;
+/// Mode of a subscriber FIFO (s6's: anyone may notify, only we read).
+const FIFO_MODE: u32 = 0o622;
+
+/// When a wait ends.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(Option<Instant>);
+
+impl Deadline {
+    /// `ms` milliseconds from now; 0 means no limit (as in s6's `-t 0`).
+    pub fn after_ms(ms: u64) -> Deadline {
+        Deadline(if ms == 0 { None } else { Instant::now().checked_add(Duration::from_millis(ms)) })
+    }
+
+    /// Never ends.
+    pub fn never() -> Deadline {
+        Deadline(None)
+    }
+
+    /// Whether it has passed.
+    pub fn passed(&self) -> bool {
+        self.0.is_some_and(|at| Instant::now() >= at)
+    }
+
+    /// The `poll` timeout: milliseconds left, rounded up; -1 for none.
+    fn poll_ms(&self) -> libc::c_int {
+        match self.0 {
+            None => -1,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                let ms = left.as_nanos().div_ceil(1_000_000);
+                ms.min(libc::c_int::MAX as u128) as libc::c_int
+            }
+        }
+    }
+}
+
+/// `poll(fds, POLLIN)` until one is readable (`Ok(true)`) or the deadline
+/// passes (`Ok(false)`). An interrupted poll counts as a wake-up.
+pub fn wait(fds: &[BorrowedFd<'_>], deadline: &Deadline) -> Result<bool> {
+    if deadline.passed() {
+        return Ok(false);
+    }
+    let mut set: Vec<libc::pollfd> = fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    // SAFETY: `set` is a valid array of `set.len()` pollfd structures.
+    let r = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, deadline.poll_ms()) };
+    match Errno::result(r) {
+        Ok(0) => Ok(false),
+        Ok(_) | Err(Errno::EINTR) => Ok(true),
+        Err(e) => Err(Error::sys("poll", "event sources", e)),
+    }
+}
+
+/// A subscription to a service's events: a FIFO of ours in its `event/`,
+/// removed on drop.
+#[derive(Debug)]
+pub struct Subscription {
+    read: OwnedFd,
+    /// Our own writer: the FIFO never reads as EOF.
+    _write: OwnedFd,
+    event: Dir,
+    name: OsString,
+}
+
+impl Subscription {
+    /// Subscribes to the events of the service directory `svc`: makes
+    /// `event/.ftrig1:@<stamp>:<random>` (mode 0622), opens it for reading
+    /// then writing, renames it without the dot.
+    pub fn new(svc: &Dir) -> Result<Subscription> {
+        let event = svc.open_dir_search(OsStr::new(s6::EVENT))?;
+        for _ in 0..8 {
+            let name = fifo_name()?;
+            let staging = OsString::from(format!(".{name}"));
+            if !event.mkfifo_at(&staging, FIFO_MODE)? {
+                continue; // a name already taken: draw another
+            }
+            match open_pair(&event, &staging) {
+                Ok((read, write)) => {
+                    let name = OsString::from(name);
+                    if let Err(e) = rename_at(&event, &staging, &event, &name, Rename::NoReplace) {
+                        let _ = event.unlink_at(&staging);
+                        return Err(e);
+                    }
+                    return Ok(Subscription { read, _write: write, event, name });
+                }
+                Err(e) => {
+                    let _ = event.unlink_at(&staging);
+                    return Err(e);
+                }
+            }
+        }
+        Err(Error::refused("subscribe to", event.path(), "no free FIFO name after 8 tries"))
+    }
+
+    /// The fd to [`wait`] on.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.read.as_fd()
+    }
+
+    /// Appends the events received so far to `into`, without blocking.
+    pub fn read_events(&self, into: &mut Vec<u8>) -> Result<()> {
+        let mut buf = [0u8; 256];
+        loop {
+            match nix::unistd::read(&self.read, &mut buf) {
+                Ok(0) | Err(Errno::EAGAIN) => return Ok(()),
+                Ok(n) => into.extend_from_slice(&buf[..n]),
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("read", self.event.child_path(&self.name), e)),
+            }
+        }
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        // Unsubscribe; if this fails the next notifier removes the name
+        // once our fds are closed.
+        let _ = self.event.unlink_at(&self.name);
+    }
+}
+
+/// Opens a FIFO we just made for reading (non-blocking: there is no
+/// writer yet) and then for writing, and checks that it is a FIFO.
+fn open_pair(dir: &Dir, name: &OsStr) -> Result<(OwnedFd, OwnedFd)> {
+    let path = || dir.child_path(name);
+    let base = OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let read = openat(dir.fd(), name, OFlag::O_RDONLY | base, Mode::empty()).map_err(|e| Error::sys("open", path(), e))?;
+    let st = fstat(&read).map_err(|e| Error::sys("stat", path(), e))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return Err(Error::refused("subscribe to", path(), "not a FIFO"));
+    }
+    // Exact, whatever the umask.
+    nix::sys::stat::fchmod(&read, Mode::from_bits_truncate(FIFO_MODE)).map_err(|e| Error::sys("chmod", path(), e))?;
+    let write = openat(dir.fd(), name, OFlag::O_WRONLY | base, Mode::empty()).map_err(|e| Error::sys("open", path(), e))?;
+    Ok((read, write))
+}
+
+/// `ftrig1:@` + a TAI64N-shaped stamp (24 hex digits) + `:` + 6 random
+/// characters: 39 bytes, the only length s6 notifies.
+fn fifo_name() -> Result<String> {
+    const OK: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut rnd = [0u8; 6];
+    // SAFETY: the buffer is valid for its length.
+    let r = unsafe { libc::getrandom(rnd.as_mut_ptr().cast(), rnd.len(), 0) };
+    if r != rnd.len() as isize {
+        // No entropy call (old kernel, seccomp): the clock's low bits and
+        // our pid still make a collision unlikely, and mkfifo refuses one.
+        let mix = now.subsec_nanos() ^ std::process::id().rotate_left(16);
+        rnd = [mix as u8, (mix >> 6) as u8, (mix >> 12) as u8, (mix >> 18) as u8, (mix >> 24) as u8, std::process::id() as u8];
+    }
+    let tail: String = rnd.iter().map(|b| OK[(b & 63) as usize] as char).collect();
+    let name = format!("{PREFIX}{:016x}{:08x}:{tail}", (1u64 << 62) + now.as_secs(), now.subsec_nanos());
+    debug_assert_eq!(name.len(), NAME_LEN);
+    Ok(name)
+}
+
+/// A watch on a supervisor's `supervise/lock`: tells whether it is still
+/// held, and wakes [`wait`] when the file is last closed.
+#[derive(Debug)]
+pub struct LockWatch {
+    lock: OwnedFd,
+    inotify: OwnedFd,
+    path: std::path::PathBuf,
+}
+
+impl LockWatch {
+    /// Watches `svc/supervise/lock`; `None` when there is none (no
+    /// supervisor ever ran there).
+    pub fn new(svc: &Dir) -> Result<Option<LockWatch>> {
+        let sup = match svc.open_dir_search(OsStr::new(s6::SUPERVISE)) {
+            Ok(d) => d,
+            Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let path = sup.child_path(OsStr::new(s6::LOCK));
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let lock = match openat(sup.fd(), s6::LOCK, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(e) => return Err(Error::sys("open", &path, e)),
+        };
+        // SAFETY: plain syscall; the fd it returns is ours alone.
+        let ifd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+        let ifd = Errno::result(ifd).map_err(|e| Error::sys("watch", &path, e))?;
+        // SAFETY: a fresh fd owned by nobody else.
+        let inotify = unsafe { OwnedFd::from_raw_fd(ifd) };
+        // The watch goes on the very inode we test, named through our fd.
+        let magic =
+            CString::new(format!("/proc/self/fd/{}", lock.as_raw_fd())).map_err(|_| Error::refused("watch", &path, "bad fd path"))?;
+        let mask = libc::IN_CLOSE_WRITE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
+        // SAFETY: valid fd and NUL-terminated path.
+        let wd = unsafe { libc::inotify_add_watch(inotify.as_raw_fd(), magic.as_ptr(), mask) };
+        Errno::result(wd).map_err(|e| Error::sys("watch", &path, e))?;
+        Ok(Some(LockWatch { lock, inotify, path }))
+    }
+
+    /// Whether a supervisor holds the lock now.
+    pub fn held(&self) -> Result<bool> {
+        status::lock_held(self.lock.as_fd(), &self.path)
+    }
+
+    /// The fd to [`wait`] on.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.inotify.as_fd()
+    }
+
+    /// Discards the notifications received so far.
+    pub fn drain(&self) -> Result<()> {
+        let mut buf = [0u8; 1024];
+        loop {
+            match nix::unistd::read(&self.inotify, &mut buf) {
+                Ok(0) | Err(Errno::EAGAIN) => return Ok(()),
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::sys("read", &self.path, e)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifo_names_are_the_length_s6_notifies() {
+        let a = fifo_name().unwrap();
+        let b = fifo_name().unwrap();
+        assert_eq!(a.len(), NAME_LEN);
+        assert!(a.starts_with("ftrig1:@4000000"), "{a}");
+        assert_eq!(a.as_bytes()[32], b':');
+        assert!(!a.contains('/'));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn deadlines() {
+        assert!(!Deadline::never().passed());
+        assert_eq!(Deadline::never().poll_ms(), -1);
+        assert!(!Deadline::after_ms(0).passed(), "0 is no limit");
+        let d = Deadline::after_ms(50);
+        assert!((1..=50).contains(&d.poll_ms()));
+        let gone = Deadline(Some(Instant::now()));
+        assert!(gone.passed());
+        assert!(!wait(&[], &gone).unwrap());
+    }
+}

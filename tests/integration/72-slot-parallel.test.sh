@@ -1,0 +1,51 @@
+#!/bin/bash
+# 20 profiles registered, then unregistered, in parallel, twice over, in
+# the booted image, both topologies (half registered up, so half of the
+# unregisters stop a running gateway): every command succeeds, each
+# register returns supervised, and the end state is the start state: no
+# leftover directory, no stray supervisor, no dangling entry.
+# shellcheck disable=SC2016 # single-quoted scripts run inside the container
+# shellcheck source=tests/integration/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=tests/integration/slot.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/slot.sh"
+
+# all CMD: hermes-slot CMD on par0..par19 at once, as hermes; each
+# failure is printed as "FAIL NAME RC: OUTPUT".
+all() {
+    emu_user sh -c '
+        cmd=$1
+        i=0
+        while [ $i -lt 20 ]; do
+            opt=
+            if [ "$cmd" = register ] && [ $((i % 2)) = 0 ]; then opt=-d; fi
+            (out=$(/usr/bin/hermes-slot $cmd $opt par$i 2>&1) || echo "FAIL par$i $?: $out") &
+            i=$((i + 1))
+        done
+        wait' sh "$1"
+}
+
+for topology in isolated shared; do
+    slot_boot "$topology"
+    start=$(emu_root ls -A "$SD")
+    for round in 1 2; do
+        assert_eq "" "$(all register)" "$topology round $round: every register succeeded"
+        for i in $(seq 0 19); do
+            emu_user s6-svok "$SD/gateway-par$i" || fail "$topology round $round: par$i not supervised on return"
+            emu_user s6-svok "$SD/gateway-par$i/log" || fail "$topology round $round: par$i's logger not supervised on return"
+        done
+        assert_eq 20 "$(slot list | grep -c '^par')" "$topology round $round: 20 listed"
+        assert_eq 40 "$(slot_supervisors '^gateway-par' | wc -l)" "$topology round $round: 40 supervisors"
+        # The odd ones were registered up.
+        wait_until 8000 sh -c "[ \"\$(\"$HERMES_EMU\" user $EMU s6-svstat -o up $SD/gateway-par19)\" = true ]"
+
+        assert_eq "" "$(all unregister)" "$topology round $round: every unregister succeeded"
+        assert_eq "$start" "$(emu_root ls -A "$SD")" "$topology round $round: the scan directory is as before"
+        assert_eq "" "$(slot_supervisors '^gateway-par')" "$topology round $round: no stray supervisor"
+        assert_eq "" "$(emu_root find "$SD" -xtype l)" "$topology round $round: no dangling entry"
+        assert_eq "" "$(emu_root sh -c 'pgrep -f "gateway run" | while read -r p; do tr "\0" " " </proc/$p/cmdline; echo; done' | grep -- '-p par' || true)" \
+            "$topology round $round: no gateway left running"
+    done
+    slot_agree default "$topology: gateway-default untouched"
+    emu_down "$EMU"
+done

@@ -1,0 +1,408 @@
+//! hermes-slot as a program against a real s6-svscan (Debian's s6), run as
+//! the user on a scan directory of its own (the isolated topology): the
+//! lifecycle, status agreeing with s6-svstat, the state file, errors, and
+//! parallel registers. (The booted image, both topologies: tests/integration/7x-slot-*.)
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const TOOL: &str = env!("CARGO_BIN_EXE_hermes-slot");
+const USER: &str = ":10000:10000";
+
+/// A scan directory watched by a real s6-svscan, and a HERMES_HOME; the
+/// scanner is torn down on drop.
+struct Scanner {
+    s: Scratch,
+    svscan: Option<Child>,
+}
+
+/// Who runs s6-svscan (and so every supervisor).
+#[derive(Clone, Copy, PartialEq)]
+enum Topology {
+    /// The user's own scanner on its own scan directory.
+    Isolated,
+    /// Root's scanner on a scan directory the user owns, its control
+    /// directory opened to the user's group as hermes-svscan-perms does
+    /// (`.s6-svscan` 0710, `control` 0620): search, no read.
+    Shared,
+}
+
+impl Scanner {
+    fn new(tag: &str) -> Scanner {
+        Scanner::with(tag, Topology::Isolated)
+    }
+
+    fn with(tag: &str, topology: Topology) -> Scanner {
+        let s = Scratch::new(tag);
+        for d in ["scan", "home", "home/profiles"] {
+            std::fs::create_dir(s.join(d)).unwrap();
+            chown(&s.join(d), UID, GID);
+        }
+        let mut sc = Scanner { s, svscan: None };
+        sc.start_svscan(topology);
+        if topology == Topology::Shared {
+            let ctl = sc.scan().join(".s6-svscan");
+            chown(&ctl, 0, GID);
+            std::fs::set_permissions(&ctl, std::fs::Permissions::from_mode(0o710)).unwrap();
+            chown(&ctl.join("control"), 0, GID);
+            std::fs::set_permissions(ctl.join("control"), std::fs::Permissions::from_mode(0o620)).unwrap();
+        }
+        sc
+    }
+
+    fn start_svscan(&mut self, topology: Topology) {
+        let mut c = Command::new("s6-svscan");
+        c.arg(self.scan()).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        if topology == Topology::Isolated {
+            c.uid(UID).gid(GID);
+        }
+        self.svscan = Some(c.spawn().unwrap());
+        let control = self.scan().join(".s6-svscan/control");
+        eventually("s6-svscan listening", || {
+            std::fs::symlink_metadata(&control).is_ok()
+                && Command::new("s6-svscanctl").arg("-z").arg(self.scan()).status().unwrap().success()
+        });
+    }
+
+    /// Orderly teardown: every supervisor ends, then s6-svscan.
+    fn stop_svscan(&mut self) {
+        if let Some(mut c) = self.svscan.take() {
+            let _ = Command::new("s6-svscanctl").arg("-t").arg(self.scan()).status();
+            let start = Instant::now();
+            while c.try_wait().unwrap().is_none() {
+                if start.elapsed() > Duration::from_secs(10) {
+                    let _ = c.kill();
+                    let _ = c.wait();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    }
+
+    fn scan(&self) -> PathBuf {
+        self.s.join("scan")
+    }
+    fn home(&self) -> PathBuf {
+        self.s.join("home")
+    }
+    fn slot(&self, p: &str) -> PathBuf {
+        self.scan().join(format!("gateway-{p}"))
+    }
+
+    /// The tool as the user, with this scan directory and home.
+    fn tool(&self, args: &[&str]) -> Output {
+        let mut c = Command::new(TOOL);
+        c.arg("-s").arg(self.scan()).arg("-H").arg(self.home()).args(["-u", USER]).args(args);
+        c.env_remove("HERMES_HOME").env_remove("S6_PROFILE_GATEWAY_SCANDIR").uid(UID).gid(GID);
+        c.output().unwrap()
+    }
+
+    /// A profile home holding `state` as its gateway_state.json.
+    fn profile_home(&self, p: &str, state: Option<&str>) -> PathBuf {
+        let d = self.home().join("profiles").join(p);
+        std::fs::create_dir(&d).unwrap();
+        if let Some(text) = state {
+            std::fs::write(d.join("gateway_state.json"), text).unwrap();
+            chown(&d.join("gateway_state.json"), UID, GID);
+        }
+        chown(&d, UID, GID);
+        d
+    }
+
+    /// Gives a registered slot scripts that run on this host (the real
+    /// ones need s6-overlay's /command): a long sleep, a finish that lets
+    /// it restart, a logger that drains its input.
+    fn runnable(&self, p: &str) {
+        let d = self.slot(p);
+        for (f, text) in
+            [("run", "#!/bin/sh\nexec sleep 100000\n"), ("finish", "#!/bin/sh\nexit 0\n"), ("log/run", "#!/bin/sh\nexec cat >/dev/null\n")]
+        {
+            let tmp = d.join(format!("{f}.new"));
+            std::fs::write(&tmp, text).unwrap();
+            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+            chown(&tmp, UID, GID);
+            std::fs::rename(&tmp, d.join(f)).unwrap();
+        }
+    }
+}
+
+impl Drop for Scanner {
+    fn drop(&mut self) {
+        self.stop_svscan();
+    }
+}
+
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < Duration::from_secs(10), "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn ok(o: &Output, what: &str) -> String {
+    assert!(o.status.success(), "{what}: exit {:?}: {}", o.status.code(), stderr(o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn svstat(args: &[&str], dir: &Path) -> Output {
+    Command::new("s6-svstat").args(args).arg(dir).uid(UID).gid(GID).output().unwrap()
+}
+
+/// `s6-svstat -o up,wantedup,normallyup,pid` against ours (`-j`), and
+/// the human lines on the fields both show (seconds may tick between the
+/// two reads: retried).
+fn agree(sc: &Scanner, p: &str, what: &str) {
+    let dir = sc.slot(p);
+    for attempt in 0..5 {
+        let theirs = svstat(&["-o", "up,wantedup,normallyup,pid"], &dir);
+        let human = svstat(&[], &dir);
+        let j = ok(&sc.tool(&["status", "-j", p]), "status -j");
+        let line = ok(&sc.tool(&["status", p]), "status");
+        let v: serde_json::Value = serde_json::from_str(&j).unwrap();
+        let o = &v[0];
+        let pid = if o["pid"].is_null() { "-1".to_string() } else { o["pid"].to_string() };
+        let ours = format!("{} {} {} {pid}", o["up"], o["wantedup"], o["normallyup"]);
+        let theirs = String::from_utf8_lossy(&theirs.stdout).trim().to_string();
+        let human = format!("{p}: {}", String::from_utf8_lossy(&human.stdout).trim_end());
+        if ours == theirs && line.trim_end() == human {
+            return;
+        }
+        assert!(attempt < 4, "{what}: ours {ours:?} / {line:?}, s6-svstat {theirs:?} / {human:?}");
+    }
+}
+
+/// The arguments of every s6-supervise working in `scan` (it runs in
+/// its service directory).
+fn supervisors_in(scan: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let p = e.path();
+        let Ok(cmd) = std::fs::read(p.join("cmdline")) else { continue };
+        let argv: Vec<_> = cmd.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        if argv.first().is_some_and(|a| a.rsplit('/').next() == Some("s6-supervise"))
+            && std::fs::read_link(p.join("cwd")).is_ok_and(|c| c.starts_with(scan))
+        {
+            out.push(argv.get(1).cloned().unwrap_or_default());
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Whether process `pid` is alive (not a zombie).
+fn alive(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
+}
+
+#[test]
+fn the_lifecycle_against_the_users_s6_svscan() {
+    if root_or_skip("the_lifecycle_against_the_users_s6_svscan") {
+        lifecycle(Topology::Isolated);
+    }
+}
+
+#[test]
+fn the_lifecycle_against_roots_s6_svscan() {
+    if root_or_skip("the_lifecycle_against_roots_s6_svscan") {
+        lifecycle(Topology::Shared);
+    }
+}
+
+fn lifecycle(topology: Topology) {
+    let sc = Scanner::with("slot-life", topology);
+    let state =
+        "{\"gateway_state\": \"running\",\"pid\":  4242 ,\"platforms\":{\"a\": [1, 2.50]},\n \"updated_at\": \"2026-01-01T00:00:00Z\"}\n";
+    let home = sc.profile_home("coder", Some(state));
+
+    // register -d: returns once supervised; nothing runs yet.
+    ok(&sc.tool(&["register", "-d", "coder"]), "register");
+    for d in [sc.slot("coder"), sc.slot("coder").join("log")] {
+        assert!(Command::new("s6-svok").arg(&d).status().unwrap().success(), "{} supervised on return", d.display());
+    }
+    assert_eq!(ok(&sc.tool(&["list"]), "list"), "coder\n");
+    assert_eq!(supervisors_in(&sc.scan()), ["gateway-coder", "gateway-coder/log"]);
+    agree(&sc, "coder", "registered down");
+    let no_subscriber = std::fs::read_dir(sc.slot("coder").join("event")).unwrap().count();
+    assert_eq!(no_subscriber, 0, "our event FIFOs are gone");
+
+    sc.runnable("coder");
+    ok(&sc.tool(&["start", "-w", "coder"]), "start");
+    let st = json(&sc.tool(&["status", "-j", "coder"]));
+    assert_eq!((st[0]["up"].as_bool(), st[0]["wantedup"].as_bool()), (Some(true), Some(true)));
+    let pid = st[0]["pid"].as_u64().unwrap();
+    agree(&sc, "coder", "started");
+    let after_start = std::fs::read_to_string(home.join("gateway_state.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&after_start).unwrap();
+    assert_eq!(v["desired_state"], "running");
+    assert!(v["updated_at"].is_i64(), "integer updated_at: {after_start}");
+    assert!(
+        after_start.starts_with("{\"gateway_state\":\"running\",\"pid\":4242,\"platforms\":{\"a\": [1, 2.50]},\"updated_at\":"),
+        "every other key kept, values byte for byte: {after_start}"
+    );
+    assert!(after_start.ends_with(",\"desired_state\":\"running\"}\n"), "{after_start}");
+    assert_eq!(std::fs::metadata(home.join("gateway_state.json")).unwrap().uid(), UID);
+
+    ok(&sc.tool(&["restart", "-w", "coder"]), "restart");
+    let st = json(&sc.tool(&["status", "-j", "coder"]));
+    let new_pid = st[0]["pid"].as_u64().unwrap();
+    assert_ne!(new_pid, pid, "restart gives a new pid");
+    agree(&sc, "coder", "restarted");
+
+    ok(&sc.tool(&["stop", "-w", "coder"]), "stop");
+    let st = json(&sc.tool(&["status", "-j", "coder"]));
+    assert_eq!((st[0]["up"].as_bool(), st[0]["wantedup"].as_bool(), st[0]["signal"].as_str()), (Some(false), Some(false), Some("SIGTERM")));
+    agree(&sc, "coder", "stopped");
+    let marker: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join(".gateway-planned-stop.json")).unwrap()).unwrap();
+    assert_eq!(marker["target_pid"].as_u64(), Some(new_pid), "planned-stop marker for the pid stopped");
+    assert!(marker["target_start_time"].is_u64() && marker["written_at"].is_string());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("gateway_state.json")).unwrap()).unwrap();
+    assert_eq!((v["desired_state"].as_str(), v["pid"].as_u64()), (Some("stopped"), Some(4242)));
+
+    // Up again, then unregister brings it down and removes everything.
+    ok(&sc.tool(&["start", "-w", "coder"]), "start again");
+    let running = json(&sc.tool(&["status", "-j", "coder"]))[0]["pid"].as_u64().unwrap();
+    assert!(alive(running));
+    let t = Instant::now();
+    ok(&sc.tool(&["unregister", "coder"]), "unregister");
+    eprintln!("unregister of a running gateway: {:?}", t.elapsed());
+    assert!(!sc.slot("coder").exists());
+    assert_eq!(std::fs::read_dir(sc.scan()).unwrap().map(|e| e.unwrap().file_name()).collect::<Vec<_>>(), [".s6-svscan"]);
+    assert!(supervisors_in(&sc.scan()).is_empty(), "no supervisor left");
+    assert!(!alive(running), "the gateway is gone");
+    assert_eq!(ok(&sc.tool(&["list"]), "list"), "");
+    // Idempotent.
+    ok(&sc.tool(&["unregister", "coder"]), "unregister again");
+}
+
+#[test]
+fn errors_and_their_exit_codes() {
+    if !root_or_skip("errors_and_their_exit_codes") {
+        return;
+    }
+    let mut sc = Scanner::new("slot-err");
+    ok(&sc.tool(&["register", "-d", "coder"]), "register");
+    let o = sc.tool(&["register", "coder"]);
+    assert_eq!(o.status.code(), Some(1), "register twice: {}", stderr(&o));
+    assert!(stderr(&o).contains("gateway 'coder' is already registered"), "{}", stderr(&o));
+
+    // The names reconcile refuses (upstream-hermes §2.9), and a newline.
+    let long = "a".repeat(252);
+    for bad in
+        ["", "Coder", "foo/bar", "../escape", "-leading-dash", "_leading_underscore", "name with spaces", "name.with.dots", &long, "a\n"]
+    {
+        for cmd in ["register", "unregister", "start", "stop", "restart", "port"] {
+            let o = sc.tool(&[cmd, "--", bad]);
+            assert_eq!(o.status.code(), Some(100), "{cmd} {bad:?}: {}", stderr(&o));
+            assert!(stderr(&o).starts_with("hermes-slot: fatal: invalid profile name '"), "{}", stderr(&o));
+        }
+    }
+
+    // An unregistered profile: upstream's message, exit 1, nothing written.
+    let before = tree_snap(&sc.scan());
+    for cmd in ["start", "stop", "restart"] {
+        let o = sc.tool(&[cmd, "typo"]);
+        assert_eq!(o.status.code(), Some(1), "{cmd}");
+        assert_eq!(
+            stderr(&o),
+            "hermes-slot: fatal: no such gateway 'typo': register it with `hermes profile create typo` first, or pass an existing profile name via `-p <name>`\n"
+        );
+    }
+    assert_eq!(before, tree_snap(&sc.scan()), "no control write, nothing created");
+
+    // A missing profile home is not created.
+    ok(&sc.tool(&["stop", "coder"]), "stop without a home");
+    assert!(!sc.home().join("profiles/coder").exists());
+
+    // The supervisor is gone (the scanner was torn down): status says so, as s6-svstat does.
+    sc.stop_svscan();
+    let o = sc.tool(&["status", "coder"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "coder: not supervised\n");
+    assert!(stderr(&o).contains("s6-supervise not running"), "{}", stderr(&o));
+    assert_eq!(svstat(&[], &sc.slot("coder")).status.code(), Some(1), "s6-svstat agrees");
+    let j = json(&sc.tool(&["status", "-j", "coder"]));
+    assert_eq!((j[0]["registered"].as_bool(), j[0]["supervised"].as_bool()), (Some(true), Some(false)));
+    let o = sc.tool(&["start", "coder"]);
+    assert_eq!(o.status.code(), Some(102), "{}", stderr(&o));
+    assert!(stderr(&o).ends_with("supervisor not listening\n"), "{}", stderr(&o));
+
+    // No s6-svscan listening: register withdraws the slot, exit 111.
+    let o = sc.tool(&["register", "writer"]);
+    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    assert!(stderr(&o).contains("s6-svscan not listening (the slot was removed again)"), "{}", stderr(&o));
+    let left: Vec<_> = std::fs::read_dir(sc.scan()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert!(!left.iter().any(|n| n.contains("writer")), "{left:?}");
+
+    // Unregister without a scanner: nothing supervises it, so it just goes.
+    ok(&sc.tool(&["unregister", "coder"]), "unregister an unsupervised slot");
+    assert!(!sc.slot("coder").exists());
+}
+
+#[test]
+fn status_of_every_slot_list_and_port() {
+    if !root_or_skip("status_of_every_slot_list_and_port") {
+        return;
+    }
+    let sc = Scanner::new("slot-list");
+    for p in ["b", "a", "default"] {
+        ok(&sc.tool(&["register", "-d", p]), "register");
+    }
+    std::fs::create_dir(sc.scan().join("gateway-Bad")).unwrap();
+    std::fs::create_dir(sc.scan().join(".gateway-c")).unwrap();
+    assert_eq!(ok(&sc.tool(&["list"]), "list"), "a\nb\ndefault\n");
+    let lines = ok(&sc.tool(&["status"]), "status");
+    assert_eq!(lines.lines().map(|l| l.split(':').next().unwrap()).collect::<Vec<_>>(), ["a", "b", "default"]);
+    assert_eq!(ok(&sc.tool(&["port", "coder"]), "port"), "9530\n");
+    for p in ["a", "b", "default"] {
+        ok(&sc.tool(&["unregister", p]), "unregister");
+    }
+}
+
+/// 20 profiles registered, then unregistered, all at once, twice over: no
+/// leftovers, no stray supervisors, no dangling entries.
+#[test]
+fn twenty_in_parallel_twice() {
+    if !root_or_skip("twenty_in_parallel_twice") {
+        return;
+    }
+    let sc = Scanner::new("slot-par");
+    let names: Vec<String> = (0..20).map(|i| format!("par{i}")).collect();
+    for round in 0..2 {
+        for cmd in ["register", "unregister"] {
+            let children: Vec<_> = names
+                .iter()
+                .map(|n| {
+                    let mut c = Command::new(TOOL);
+                    c.arg("-s").arg(sc.scan()).args(["-u", USER, cmd, "-d"][..if cmd == "register" { 4 } else { 3 }].iter()).arg(n);
+                    c.uid(UID).gid(GID).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+                })
+                .collect();
+            for (n, c) in names.iter().zip(children) {
+                let o = c.wait_with_output().unwrap();
+                assert!(o.status.success(), "round {round}: {cmd} {n}: {}", stderr(&o));
+            }
+            if cmd == "register" {
+                for n in &names {
+                    assert!(Command::new("s6-svok").arg(sc.slot(n)).status().unwrap().success(), "{n} supervised");
+                }
+                assert_eq!(ok(&sc.tool(&["list"]), "list").lines().count(), 20);
+            }
+        }
+        let left: Vec<_> = std::fs::read_dir(sc.scan()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(left, [".s6-svscan"], "round {round}: nothing left");
+        assert!(supervisors_in(&sc.scan()).is_empty(), "round {round}: no stray supervisor");
+    }
+}
