@@ -66,6 +66,8 @@ lint:
 	@shellcheck -x $$(grep -rlE '^#!.*\b(ba)?sh\b' tests/container tests/integration tests/lint bench 2>/dev/null)
 	@echo "== Dockerfile"
 	@bash tests/lint/dockerfile
+	@echo "== wiring (BOM, CRLF, modes, execline)"
+	@bash tests/lint/wiring
 
 # Library unit tests and per-tool tests on scratch trees, as root.
 test-unit:

@@ -38,6 +38,9 @@ for topology in isolated shared; do
     if [[ $topology == isolated ]]; then
         sd=/run/hermes/service
         assert_eq "root 700" "$(emu_root stat -c '%U %a' /run/service/.s6-svscan)" "isolated: root's scanner stays root-only"
+        assert_rc 1 emu_user mkdir /run/service/evil
+        assert_contains "$ASSERT_OUT" "Permission denied" "isolated: hermes cannot add a service to root's scan directory"
+        assert_rc 111 emu_user s6-svscanctl -a /run/service
         wait_until 5000 up_as_hermes /run/service/profile-gateways
     else
         sd=/run/service
