@@ -73,7 +73,19 @@ pub enum Registered {
 pub fn register(scandir: &Dir, slot: &Rendered, owner: Owner, deadline: &Deadline) -> Result<Registered> {
     match slot::install(scandir, slot, owner, Existing::Refuse) {
         Ok(_) => {}
-        Err(e) if slot::is_already_registered(&e) => return Ok(Registered::Already),
+        Err(e) if slot::is_already_registered(&e) => {
+            // A register killed between its publish and its rescan leaves
+            // an unsupervised slot: ask for the rescan it did not send, so
+            // that running it again converges (no wait: it is not ours).
+            let name = OsString::from(slot::name(&slot.profile));
+            if let Ok(svc) = scandir.open_dir(&name)
+                && let Ok(log) = svc.open_dir(OsStr::new(s6::LOG))
+                && !all_supervised(&[&svc, &log]).unwrap_or(true)
+            {
+                let _ = control::svscanctl(scandir, b"a");
+            }
+            return Ok(Registered::Already);
+        }
         Err(e) => return Err(e),
     }
     let name = OsString::from(slot::name(&slot.profile));
@@ -153,7 +165,7 @@ fn withdraw(scandir: &Dir, profile: &Profile, name: &OsStr) -> std::result::Resu
 fn move_aside(scandir: &Dir, profile: &Profile, name: &OsStr) -> Result<Option<OsString>> {
     let base = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     for n in 0..8 {
-        let aside = slot::aside_name(profile, base + n);
+        let aside = slot::gone_name(profile, base + n);
         match rename_at(scandir, name, scandir, &aside, Rename::NoReplace) {
             Ok(()) => return Ok(Some(aside)),
             Err(e) if e.errno() == Some(Errno::EEXIST) => continue,
@@ -182,31 +194,65 @@ pub enum Unregistered {
     Leftover { left_at: PathBuf, error: Error },
 }
 
-/// Unregisters `profile`'s slot in `scandir` (idempotent).
+/// Unregisters `profile`'s slot in `scandir` (idempotent). A slot that an
+/// earlier, interrupted unregister already took out of the scan
+/// (`.gateway-<p>.tmp.gone-*`) is finished too, so a rerun converges.
 pub fn unregister(scandir: &Dir, profile: &Profile, deadline: &Deadline) -> Result<Unregistered> {
     let name = OsString::from(slot::name(profile));
-    match scandir.stat_at(&name)? {
-        None => return Ok(Unregistered::Absent),
+    let live = match scandir.stat_at(&name)? {
+        None => false,
         Some(st) if st.kind != Kind::Dir => {
             return Err(Error::refused("unregister", scandir.child_path(&name), crate::fs::dir_describe(st.kind)));
         }
-        Some(_) => {}
+        Some(_) => true,
+    };
+    if live {
+        let svc = scandir.open_dir(&name)?;
+        if !bring_down(&svc, deadline)? {
+            return Ok(Unregistered::DownTimedOut);
+        }
+        drop(svc);
+        move_aside(scandir, profile, &name)?;
     }
-    let svc = scandir.open_dir(&name)?;
-    if !bring_down(&svc, deadline)? {
-        return Ok(Unregistered::DownTimedOut);
+    let prefix = slot::gone_prefix(profile);
+    let mut gone: Vec<OsString> = scandir
+        .entries(MAX_SCANDIR)?
+        .into_iter()
+        .filter(|n| n.as_encoded_bytes().strip_prefix(prefix.as_bytes()).is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit)))
+        .collect();
+    if gone.is_empty() {
+        // Nothing was there, or someone else took it meanwhile.
+        return Ok(Unregistered::Absent);
     }
-    drop(svc);
-    let Some(aside) = move_aside(scandir, profile, &name)? else { return Ok(Unregistered::Absent) };
-    let left_at = scandir.child_path(&aside);
-    let svc = scandir.open_dir(&aside)?;
+    gone.sort();
+    for aside in gone {
+        match finish(scandir, &aside, deadline)? {
+            Unregistered::Removed => {}
+            other => return Ok(other),
+        }
+    }
+    Ok(Unregistered::Removed)
+}
+
+/// Most entries read from a scan directory (s6-svscan's own bound on
+/// services is 160,000).
+const MAX_SCANDIR: usize = 200_000;
+
+/// The end of an unregister, for a slot already out of the scan as
+/// `aside`: prune its supervisors, wait until they have exited, remove it.
+fn finish(scandir: &Dir, aside: &OsStr, deadline: &Deadline) -> Result<Unregistered> {
+    let left_at = scandir.child_path(aside);
+    let svc = match scandir.open_dir(aside) {
+        Ok(d) => d,
+        // Finished by someone else meanwhile.
+        Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(Unregistered::Removed),
+        Err(e) => return Err(e),
+    };
     let log = match svc.open_dir(OsStr::new(s6::LOG)) {
         Ok(d) => Some(d),
         Err(e) if e.errno() == Some(Errno::ENOENT) => None,
         Err(e) => return Err(e),
     };
-    // Each wait re-reads who holds the lock after opening its pidfd: no
-    // exit is missed, whenever it happens.
     let mut watches = Vec::new();
     for d in std::iter::once(&svc).chain(log.as_ref()) {
         watches.extend(LockWatch::new(d)?);
@@ -224,6 +270,8 @@ pub fn unregister(scandir: &Dir, profile: &Profile, deadline: &Deadline) -> Resu
                 let _ = control::svc(d, b"x");
             }
         }
+        // Each round re-reads who holds each lock once its pidfd is open:
+        // no exit is missed, whenever it happens.
         loop {
             let mut holders = Vec::new();
             for w in &watches {
@@ -239,7 +287,7 @@ pub fn unregister(scandir: &Dir, profile: &Profile, deadline: &Deadline) -> Resu
         }
     }
     drop((watches, log, svc));
-    match tree::remove_tree(scandir, &aside, TREE_LIMITS) {
+    match tree::remove_tree(scandir, aside, TREE_LIMITS) {
         Ok(_) => Ok(Unregistered::Removed),
         Err(error) => Ok(Unregistered::Leftover { left_at, error }),
     }

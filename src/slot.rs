@@ -54,6 +54,9 @@ pub const STAGING_PREFIX: &str = ".gateway-";
 pub const STAGING_SUFFIX: &str = ".tmp";
 /// Infix of a leftover staging directory renamed aside.
 pub const ASIDE_INFIX: &str = ".tmp.stale-";
+/// Infix of a slot taken out of the scan to be removed (`hermes-slot
+/// unregister`).
+pub const GONE_INFIX: &str = ".tmp.gone-";
 /// The longest profile name that gets a slot: its staging name must fit
 /// in a file name (255 bytes); its slot name then fits s6-svscan's
 /// default `name_max` (251) too.
@@ -77,8 +80,13 @@ pub fn staging_name(profile: &Profile) -> String {
 /// Whether a scan-directory entry is a staging directory or one moved
 /// aside, whatever its profile.
 pub fn is_staging_name(name: &[u8]) -> bool {
-    name.starts_with(STAGING_PREFIX.as_bytes())
-        && (name.ends_with(STAGING_SUFFIX.as_bytes()) || name.windows(ASIDE_INFIX.len()).any(|w| w == ASIDE_INFIX.as_bytes()))
+    name.starts_with(STAGING_PREFIX.as_bytes()) && (name.ends_with(STAGING_SUFFIX.as_bytes()) || is_aside(name))
+}
+
+/// Whether a name is a tree moved aside to be removed: a leftover staging
+/// directory, or a slot being unregistered.
+fn is_aside(name: &[u8]) -> bool {
+    [ASIDE_INFIX, GONE_INFIX].iter().any(|infix| name.windows(infix.len()).any(|w| w == infix.as_bytes()))
 }
 
 /// Why [`install`] refuses a slot that exists (`Existing::Refuse`).
@@ -93,11 +101,16 @@ pub fn is_already_registered(e: &Error) -> bool {
     e.op() == "register" && matches!(e.cause(), crate::error::Cause::Refused(why) if why == ALREADY)
 }
 
-/// `.gateway-<profile>.tmp.stale-<n>`: where a slot goes when it leaves
-/// the scan before it is removed (a name s6-svscan skips, and that the
-/// boot's sweep of leftovers removes).
-pub fn aside_name(profile: &Profile, n: u128) -> OsString {
-    OsString::from(format!("{STAGING_PREFIX}{profile}{ASIDE_INFIX}{n}"))
+/// `.gateway-<profile>.tmp.gone-`: the names a slot takes when it leaves
+/// the scan to be removed (s6-svscan skips them; the boot's sweeps of
+/// leftovers remove them).
+pub fn gone_prefix(profile: &Profile) -> String {
+    format!("{STAGING_PREFIX}{profile}{GONE_INFIX}")
+}
+
+/// `.gateway-<profile>.tmp.gone-<n>`.
+pub fn gone_name(profile: &Profile, n: u128) -> OsString {
+    OsString::from(format!("{}{n}", gone_prefix(profile)))
 }
 
 /// The profiles registered in `scandir`: its `gateway-<p>` directories
@@ -541,7 +554,7 @@ pub fn sweep_staging(scandir: &Dir) -> Result<Vec<Leftover>> {
         if !is_staging_name(bytes) {
             continue;
         }
-        if bytes.windows(ASIDE_INFIX.len()).any(|w| w == ASIDE_INFIX.as_bytes()) {
+        if is_aside(bytes) {
             let _ = tree::remove_tree(scandir, &name, TREE_LIMITS);
             continue;
         }
@@ -571,8 +584,9 @@ mod tests {
         assert!(!is_staging_name(b"gateway-coder"));
         assert!(!is_staging_name(b".gateway-coder"));
         assert!(!is_staging_name(b".s6-svscan"));
-        assert_eq!(aside_name(&p("coder"), 7), ".gateway-coder.tmp.stale-7");
-        assert!(is_staging_name(aside_name(&p("coder"), 7).as_encoded_bytes()));
+        assert_eq!(gone_name(&p("coder"), 7), ".gateway-coder.tmp.gone-7");
+        assert!(is_staging_name(gone_name(&p("coder"), 7).as_encoded_bytes()));
+        assert!(crate::scandir::is_leftover(&gone_name(&p("coder"), 7)), "swept by hermes-svscan-perms too");
     }
 
     #[test]

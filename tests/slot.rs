@@ -406,3 +406,50 @@ fn twenty_in_parallel_twice() {
         assert!(supervisors_in(&sc.scan()).is_empty(), "round {round}: no stray supervisor");
     }
 }
+
+/// kill -9 at random moments during register and unregister: running the
+/// same command again converges, and nothing is left behind (DESIGN §5).
+#[test]
+fn kill_9_at_random_moments_then_a_rerun_converges() {
+    if !root_or_skip("kill_9_at_random_moments_then_a_rerun_converges") {
+        return;
+    }
+    let sc = Scanner::new("slot-kill");
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    eprintln!("seed {seed}");
+    let mut state = seed | 1;
+    let mut next = move || {
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        state >> 33
+    };
+    let spawn = |args: &[&str]| {
+        let mut c = Command::new(TOOL);
+        c.arg("-s").arg(sc.scan()).args(["-u", USER]).args(args).uid(UID).gid(GID);
+        c.stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap()
+    };
+    let killed = std::cell::Cell::new(0);
+    let kill_after = |mut child: Child, us: u64| {
+        std::thread::sleep(Duration::from_micros(us));
+        let _ = child.kill();
+        if child.wait().unwrap().code().is_none() {
+            killed.set(killed.get() + 1);
+        }
+    };
+    for round in 0..50 {
+        kill_after(spawn(&["register", "-d", "k"]), next() % 12_000);
+        let o = sc.tool(&["register", "-d", "k"]);
+        assert!(matches!(o.status.code(), Some(0 | 1)), "round {round}: register again: {}", stderr(&o));
+        eventually("the slot supervised after a rerun", || {
+            Command::new("s6-svok").arg(sc.slot("k")).status().unwrap().success()
+                && Command::new("s6-svok").arg(sc.slot("k").join("log")).status().unwrap().success()
+        });
+        kill_after(spawn(&["unregister", "k"]), next() % 12_000);
+        ok(&sc.tool(&["unregister", "k"]), &format!("round {round} (seed {seed}): unregister again"));
+        let left: Vec<_> = std::fs::read_dir(sc.scan()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(left, [".s6-svscan"], "round {round} (seed {seed}): nothing left");
+        assert!(supervisors_in(&sc.scan()).is_empty(), "round {round} (seed {seed}): no supervisor left");
+    }
+    // Most kills must land mid-command for this to test anything.
+    eprintln!("{} of 100 commands killed before they ended", killed.get());
+    assert!(killed.get() >= 30, "only {} of 100 commands were killed before they ended", killed.get());
+}
