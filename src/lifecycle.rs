@@ -62,7 +62,8 @@ pub enum Registered {
     Supervised,
     /// Published and the rescan sent, but no supervisor came in time.
     TimedOut,
-    /// A slot of that name already exists; nothing was changed.
+    /// A slot of that name already exists; it was left as it was (but
+    /// asked to be scanned if nothing supervises it).
     Already,
     /// The rescan could not be sent: the slot was withdrawn again
     /// (`leftover`: what could not be removed, and why).
@@ -118,9 +119,11 @@ pub fn register(scandir: &Dir, slot: &Rendered, owner: Owner, deadline: &Deadlin
         if !listen::wait(&fds, deadline)? {
             return Ok(if all_supervised(&dirs)? { Registered::Supervised } else { Registered::TimedOut });
         }
+        // The events only wake us: the lock and status files decide.
         for s in &subs {
             s.read_events(&mut events)?;
         }
+        events.clear();
         if all_supervised(&dirs)? {
             return Ok(Registered::Supervised);
         }
