@@ -5,7 +5,8 @@
 # directory, no supervisor, not listed). At every state its status agrees
 # with s6-svstat. The profile's gateway_state.json gets desired_state and
 # an integer updated_at, every other key kept byte for byte; a stop leaves
-# the planned-stop marker for the pid it stops.
+# the planned-stop marker for the pid it stops; a missing profile home is
+# not created.
 # shellcheck disable=SC2016 # single-quoted scripts run inside the container
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -71,6 +72,12 @@ default" "$(slot list)" "$topology: listed"
     assert_eq "default" "$(slot list)" "$topology: no longer listed"
     assert_eq "" "$(emu_root find "$SD" -xtype l)" "$topology: no dangling entry"
     assert_rc 0 slot unregister coder
+    # A profile without a home: its slot works, nothing is created for it.
+    assert_rc 0 slot register -d homeless
+    assert_rc 0 slot start -w homeless
+    assert_rc 0 slot stop -w homeless
+    assert_rc 1 emu_root test -e /opt/data/profiles/homeless
+    assert_rc 0 slot unregister homeless
     # The rest of the scan directory is as it was.
     slot_agree default "$topology: gateway-default untouched"
     emu_down "$EMU"
