@@ -8,6 +8,18 @@ use std::ffi::OsString;
 
 pub use lexopt::{Arg, Error, Parser};
 
+/// What a tool's `parse` found: arguments to run with, or `-h`.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed<A> {
+    Run(A),
+    Help,
+}
+
+/// `argv` for a tool's `parse` in tests: the program name, then `args`.
+pub fn argv(prog: &str, args: &[&str]) -> Vec<OsString> {
+    std::iter::once(prog).chain(args.iter().copied()).map(OsString::from).collect()
+}
+
 /// A parser over `argv` without the program name, skarnet-style:
 /// `-u hermes` and `-uhermes` both work, `-u=hermes` does not.
 pub fn parser(argv: impl IntoIterator<Item = OsString>) -> Parser {

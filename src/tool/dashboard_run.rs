@@ -54,10 +54,7 @@ struct Args {
     prog: Vec<OsString>,
 }
 
-enum Parsed {
-    Run(Args),
-    Help,
-}
+type Parsed = cli::Parsed<Args>;
 
 fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error> {
     let mut p = cli::parser(argv);
@@ -66,7 +63,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
         match arg {
             Arg::Short('u') => args.user = cli::string(p.value()?, "user")?,
             Arg::Short('d') => args.dir = PathBuf::from(p.value()?),
-            Arg::Short('h') => return Ok(Parsed::Help),
+            Arg::Short('h') => return Ok(cli::Parsed::Help),
             Arg::Value(first) => {
                 args.prog = cli::rest(first, &mut p)?;
                 break;
@@ -80,7 +77,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
     if args.prog.is_empty() {
         args.prog.push(DEFAULT_PROG.into());
     }
-    Ok(Parsed::Run(args))
+    Ok(cli::Parsed::Run(args))
 }
 
 /// What the environment asks for.
@@ -153,8 +150,8 @@ fn command(prog: &[OsString], d: &Dashboard) -> Vec<OsString> {
 
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = match parse(argv) {
-        Ok(Parsed::Run(args)) => args,
-        Ok(Parsed::Help) => return msg::help(USAGE),
+        Ok(cli::Parsed::Run(args)) => args,
+        Ok(cli::Parsed::Help) => return msg::help(USAGE),
         Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
     };
     let dashboard = match decide(|name| std::env::var_os(name)) {
@@ -202,7 +199,7 @@ mod tests {
     use super::*;
 
     fn run(v: &[&str]) -> Result<Parsed, cli::Error> {
-        parse(std::iter::once(PROG).chain(v.iter().copied()).map(OsString::from))
+        parse(cli::argv(PROG, v))
     }
 
     fn env<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
@@ -215,13 +212,13 @@ mod tests {
 
     #[test]
     fn parses_options_then_the_program() {
-        let Ok(Parsed::Run(a)) = run(&[]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&[]) else { panic!() };
         assert_eq!(a, Args { user: "hermes".into(), dir: "/opt/data".into(), prog: vec!["hermes".into()] });
-        let Ok(Parsed::Run(a)) = run(&["-u", ":1:2", "-d/srv", "py", "-m", "x", "-u", "y"]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&["-u", ":1:2", "-d/srv", "py", "-m", "x", "-u", "y"]) else { panic!() };
         assert_eq!(a, Args { user: ":1:2".into(), dir: "/srv".into(), prog: ["py", "-m", "x", "-u", "y"].map(OsString::from).to_vec() });
-        let Ok(Parsed::Run(a)) = run(&["--", "-x"]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&["--", "-x"]) else { panic!() };
         assert_eq!(a.prog, vec![OsString::from("-x")]);
-        assert!(matches!(run(&["-h"]), Ok(Parsed::Help)));
+        assert!(matches!(run(&["-h"]), Ok(cli::Parsed::Help)));
         for bad in [&["-x"][..], &["-u"], &["-d"], &["-d", ""]] {
             assert!(run(bad).is_err(), "{bad:?}");
         }

@@ -35,10 +35,7 @@ struct Args {
     user: String,
 }
 
-enum Parsed {
-    Run(Args),
-    Help,
-}
+type Parsed = cli::Parsed<Args>;
 
 fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error> {
     let mut p = cli::parser(argv);
@@ -50,11 +47,11 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
             Arg::Short('s') => args.scandir = Some(path(p.value()?, "scandir")?),
             Arg::Short('H') => args.home = Some(path(p.value()?, "hermes_home")?),
             Arg::Short('u') => args.user = cli::string(p.value()?, "user")?,
-            Arg::Short('h') => return Ok(Parsed::Help),
+            Arg::Short('h') => return Ok(cli::Parsed::Help),
             _ => return Err(arg.unexpected()),
         }
     }
-    Ok(Parsed::Run(args))
+    Ok(cli::Parsed::Run(args))
 }
 
 fn path(value: OsString, what: &str) -> Result<PathBuf, cli::Error> {
@@ -84,8 +81,8 @@ pub fn scandir(flag: Option<PathBuf>, env: Option<PathBuf>, user_scandir_exists:
 
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = match parse(argv) {
-        Ok(Parsed::Run(args)) => args,
-        Ok(Parsed::Help) => return msg::help(USAGE),
+        Ok(cli::Parsed::Run(args)) => args,
+        Ok(cli::Parsed::Help) => return msg::help(USAGE),
         Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
     };
     // Every file and directory is created with an explicit mode: with no
@@ -158,16 +155,16 @@ mod tests {
     use super::*;
 
     fn run(v: &[&str]) -> Result<Parsed, cli::Error> {
-        parse(std::iter::once(PROG).chain(v.iter().copied()).map(OsString::from))
+        parse(cli::argv(PROG, v))
     }
 
     #[test]
     fn parses_posix_style() {
-        let Ok(Parsed::Run(a)) = run(&["-nj", "-s", "/s", "-H/h", "-u", ":1:2"]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&["-nj", "-s", "/s", "-H/h", "-u", ":1:2"]) else { panic!() };
         assert_eq!(a, Args { dry_run: true, json: true, scandir: Some("/s".into()), home: Some("/h".into()), user: ":1:2".into() });
-        let Ok(Parsed::Run(a)) = run(&[]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&[]) else { panic!() };
         assert_eq!(a, Args { dry_run: false, json: false, scandir: None, home: None, user: "hermes".into() });
-        assert!(matches!(run(&["-h"]), Ok(Parsed::Help)));
+        assert!(matches!(run(&["-h"]), Ok(cli::Parsed::Help)));
     }
 
     #[test]

@@ -21,10 +21,7 @@ struct Args {
     dirs: Vec<PathBuf>,
 }
 
-enum Parsed {
-    Run(Args),
-    Help,
-}
+type Parsed = cli::Parsed<Args>;
 
 fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error> {
     let mut p = cli::parser(argv);
@@ -33,7 +30,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
         match arg {
             Arg::Short('u') => args.user = cli::string(p.value()?, "user")?,
             Arg::Short('v') => args.verbose = true,
-            Arg::Short('h') => return Ok(Parsed::Help),
+            Arg::Short('h') => return Ok(cli::Parsed::Help),
             Arg::Value(first) => {
                 args.dirs = cli::rest(first, &mut p)?.into_iter().map(PathBuf::from).collect();
                 break;
@@ -44,13 +41,13 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
     if args.dirs.is_empty() {
         return Err("missing servicedir".into());
     }
-    Ok(Parsed::Run(args))
+    Ok(cli::Parsed::Run(args))
 }
 
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = match parse(argv) {
-        Ok(Parsed::Run(args)) => args,
-        Ok(Parsed::Help) => return msg::help(USAGE),
+        Ok(cli::Parsed::Run(args)) => args,
+        Ok(cli::Parsed::Help) => return msg::help(USAGE),
         Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
     };
     let account = match user::resolve(&args.user) {
@@ -97,16 +94,16 @@ mod tests {
     use super::*;
 
     fn run(v: &[&str]) -> Result<Parsed, cli::Error> {
-        parse(std::iter::once(PROG).chain(v.iter().copied()).map(OsString::from))
+        parse(cli::argv(PROG, v))
     }
 
     #[test]
     fn parses_posix_style() {
-        let Ok(Parsed::Run(a)) = run(&["-v", "-u", ":1:2", "a", "-u", "b"]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&["-v", "-u", ":1:2", "a", "-u", "b"]) else { panic!() };
         assert_eq!(a, Args { user: ":1:2".into(), verbose: true, dirs: vec!["a".into(), "-u".into(), "b".into()] });
-        let Ok(Parsed::Run(a)) = run(&["--", "-x"]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&["--", "-x"]) else { panic!() };
         assert_eq!(a.dirs, vec![PathBuf::from("-x")]);
-        assert!(matches!(run(&["-h"]), Ok(Parsed::Help)));
+        assert!(matches!(run(&["-h"]), Ok(cli::Parsed::Help)));
     }
 
     #[test]

@@ -51,10 +51,7 @@ struct Args {
     action: Action,
 }
 
-enum Parsed {
-    Run(Args),
-    Help,
-}
+type Parsed = cli::Parsed<Args>;
 
 fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error> {
     let mut p = cli::parser(argv);
@@ -65,7 +62,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
             Some(Arg::Short('H')) => home = Some(path(p.value()?, "hermes_home")?),
             Some(Arg::Short('t')) => timeout_ms = cli::number(p.value()?, "timeout")?,
             Some(Arg::Short('u')) => user = cli::string(p.value()?, "user")?,
-            Some(Arg::Short('h')) => return Ok(Parsed::Help),
+            Some(Arg::Short('h')) => return Ok(cli::Parsed::Help),
             Some(Arg::Value(v)) => break cli::string(v, "command")?,
             Some(arg) => return Err(arg.unexpected()),
             None => return Err("missing command".into()),
@@ -77,7 +74,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
     while let Some(arg) = p.next()? {
         match arg {
             Arg::Short(c @ ('d' | 'w' | 'j')) => flags.push(c),
-            Arg::Short('h') => return Ok(Parsed::Help),
+            Arg::Short('h') => return Ok(cli::Parsed::Help),
             Arg::Value(v) => operands.push(v),
             arg => return Err(arg.unexpected()),
         }
@@ -115,7 +112,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
         "port" => Action::Port(one(operands)?),
         other => return Err(format!("unknown command: {other}").into()),
     };
-    Ok(Parsed::Run(Args { scandir, home, timeout_ms, user, action }))
+    Ok(cli::Parsed::Run(Args { scandir, home, timeout_ms, user, action }))
 }
 
 fn path(value: OsString, what: &str) -> Result<PathBuf, cli::Error> {
@@ -135,8 +132,8 @@ struct Ctx {
 
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = match parse(argv) {
-        Ok(Parsed::Run(args)) => args,
-        Ok(Parsed::Help) => return msg::help(USAGE),
+        Ok(cli::Parsed::Run(args)) => args,
+        Ok(cli::Parsed::Help) => return msg::help(USAGE),
         Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
     };
     // Every file, directory and FIFO is created with an explicit mode.
@@ -439,20 +436,20 @@ mod tests {
     use super::*;
 
     fn run(v: &[&str]) -> Result<Parsed, cli::Error> {
-        parse(std::iter::once(PROG).chain(v.iter().copied()).map(OsString::from))
+        parse(cli::argv(PROG, v))
     }
 
     fn action(v: &[&str]) -> Action {
         match run(v) {
-            Ok(Parsed::Run(a)) => a.action,
-            Ok(Parsed::Help) => panic!("help"),
+            Ok(cli::Parsed::Run(a)) => a.action,
+            Ok(cli::Parsed::Help) => panic!("help"),
             Err(e) => panic!("{v:?}: {e}"),
         }
     }
 
     #[test]
     fn parses_global_options_then_a_command() {
-        let Ok(Parsed::Run(a)) = run(&["-s", "/s", "-H/h", "-t", "250", "-u", ":1:2", "register", "coder", "-d"]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&["-s", "/s", "-H/h", "-t", "250", "-u", ":1:2", "register", "coder", "-d"]) else { panic!() };
         assert_eq!(
             a,
             Args {
@@ -463,7 +460,7 @@ mod tests {
                 action: Action::Register { profile: "coder".into(), down: true }
             }
         );
-        let Ok(Parsed::Run(a)) = run(&["list"]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&["list"]) else { panic!() };
         assert_eq!((a.scandir, a.home, a.timeout_ms, a.user), (None, None, DEFAULT_TIMEOUT_MS, "hermes".to_string()));
         assert_eq!(action(&["register", "-d", "coder"]), Action::Register { profile: "coder".into(), down: true });
         assert_eq!(action(&["register", "coder"]), Action::Register { profile: "coder".into(), down: false });
@@ -475,8 +472,8 @@ mod tests {
         assert_eq!(action(&["port", "coder"]), Action::Port("coder".into()));
         // A profile that looks like an option comes after "--".
         assert_eq!(action(&["start", "--", "-x"]), Action::Control { cmd: Command::Start, profile: "-x".into(), wait: false });
-        assert!(matches!(run(&["-h"]), Ok(Parsed::Help)));
-        assert!(matches!(run(&["status", "-h"]), Ok(Parsed::Help)));
+        assert!(matches!(run(&["-h"]), Ok(cli::Parsed::Help)));
+        assert!(matches!(run(&["status", "-h"]), Ok(cli::Parsed::Help)));
     }
 
     #[test]

@@ -47,10 +47,7 @@ struct Args {
     user_scandir: PathBuf,
 }
 
-enum Parsed {
-    Run(Args),
-    Help,
-}
+type Parsed = cli::Parsed<Args>;
 
 fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error> {
     let mut p = cli::parser(argv);
@@ -84,18 +81,18 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
             Arg::Short('r') => args.servicedirs = path(p.value()?, "servicedirs")?,
             Arg::Short('s') => args.scandir = path(p.value()?, "scandir")?,
             Arg::Short('d') => args.user_scandir = path(p.value()?, "user_scandir")?,
-            Arg::Short('h') => return Ok(Parsed::Help),
+            Arg::Short('h') => return Ok(cli::Parsed::Help),
             Arg::Value(v) => return Err(format!("unexpected operand: {}", v.to_string_lossy()).into()),
             _ => return Err(arg.unexpected()),
         }
     }
-    Ok(Parsed::Run(args))
+    Ok(cli::Parsed::Run(args))
 }
 
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = match parse(argv) {
-        Ok(Parsed::Run(args)) => args,
-        Ok(Parsed::Help) => return msg::help(USAGE),
+        Ok(cli::Parsed::Run(args)) => args,
+        Ok(cli::Parsed::Help) => return msg::help(USAGE),
         Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
     };
     if !nix::unistd::geteuid().is_root() {
@@ -353,12 +350,12 @@ mod tests {
     use super::*;
 
     fn run(v: &[&str]) -> Result<Parsed, cli::Error> {
-        parse(std::iter::once(PROG).chain(v.iter().copied()).map(OsString::from))
+        parse(cli::argv(PROG, v))
     }
 
     #[test]
     fn defaults_are_the_image_layout() {
-        let Ok(Parsed::Run(a)) = run(&[]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&[]) else { panic!() };
         assert_eq!(
             a,
             Args {
@@ -375,10 +372,10 @@ mod tests {
 
     #[test]
     fn parses_every_option_posix_style() {
-        let Ok(Parsed::Run(a)) = run(&["-nv", "-tshared", "-u", ":1:2", "-r", "/r", "-s/s", "-d", "/d"]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&["-nv", "-tshared", "-u", ":1:2", "-r", "/r", "-s/s", "-d", "/d"]) else { panic!() };
         assert_eq!((a.act, a.verbose, a.topology, a.user.as_str()), (Act::Check, true, Topology::Shared, ":1:2"));
         assert_eq!((a.servicedirs, a.scandir, a.user_scandir), ("/r".into(), "/s".into(), "/d".into()));
-        assert!(matches!(run(&["-v", "-h"]), Ok(Parsed::Help)));
+        assert!(matches!(run(&["-v", "-h"]), Ok(cli::Parsed::Help)));
     }
 
     #[test]
