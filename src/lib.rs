@@ -5,6 +5,8 @@
 //!
 //! * [`fs`]: file-descriptor based filesystem operations, safe to run as
 //!   root inside trees the unprivileged user can write (DESIGN §4);
+//! * [`layout`]: the image's default paths; how tools pick `$HERMES_HOME`
+//!   and the gateway scan directory;
 //! * [`s6`]: names and modes of s6's on-disk protocol;
 //! * [`skeleton`]: the supervise skeleton that lets the user control a service;
 //! * [`perms`]: the `s6-svperms -G/-E` model applied through the fd layer,
@@ -31,6 +33,7 @@ pub mod container;
 pub mod error;
 pub mod exec;
 pub mod fs;
+pub mod layout;
 pub mod lifecycle;
 pub mod msg;
 pub mod perms;

@@ -33,7 +33,7 @@ pub const INSECURE_VAR: &str = "HERMES_DASHBOARD_INSECURE";
 pub const DEFAULT_HOST: &str = "127.0.0.1";
 pub const DEFAULT_PORT: u16 = 9119;
 /// HOME and working directory of the dashboard (the image's volume).
-pub const DEFAULT_DIR: &str = "/opt/data";
+pub const DEFAULT_DIR: &str = crate::layout::DEFAULT_HOME;
 pub const DEFAULT_USER: &str = "hermes";
 /// The program run when no `prog...` is given (found through PATH).
 pub const DEFAULT_PROG: &str = "hermes";

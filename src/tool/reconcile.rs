@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use crate::cli::{self, Arg};
 use crate::container::{self, Command};
+use crate::layout;
 use crate::msg::{self, exit};
 use crate::reconcile::{self, Config};
 use crate::skeleton::Owner;
@@ -17,12 +18,6 @@ use crate::user;
 pub const PROG: &str = "hermes-reconcile";
 pub const USAGE: &str = "hermes-reconcile [ -n ] [ -j ] [ -s scandir ] [ -H hermes_home ] [ -u user ]";
 
-/// `HERMES_HOME` when neither `-H` nor the environment gives one.
-pub const DEFAULT_HOME: &str = "/opt/data";
-/// The isolated topology's scan directory, used when it exists.
-pub const USER_SCANDIR: &str = "/run/hermes/service";
-/// The shared topology's scan directory (s6-overlay's own).
-pub const ROOT_SCANDIR: &str = "/run/service";
 /// Printed instead of reconciling in a dashboard-only container.
 pub const DASHBOARD_SKIP: &str = "reconcile: skipping (dashboard container: it runs no profile gateways)";
 
@@ -68,17 +63,6 @@ fn flag(value: Option<&OsStr>, words: &[&str]) -> bool {
     words.iter().any(|w| v.trim().eq_ignore_ascii_case(w))
 }
 
-/// A non-empty environment variable.
-pub fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
-}
-
-/// The scan directory: `-s`, else `S6_PROFILE_GATEWAY_SCANDIR`, else the
-/// user's scan directory if it exists (isolated topology), else root's.
-pub fn scandir(flag: Option<PathBuf>, env: Option<PathBuf>, user_scandir_exists: bool) -> PathBuf {
-    flag.or(env).unwrap_or_else(|| PathBuf::from(if user_scandir_exists { USER_SCANDIR } else { ROOT_SCANDIR }))
-}
-
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = match parse(argv) {
         Ok(cli::Parsed::Run(args)) => args,
@@ -111,8 +95,8 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let cfg = Config {
-        home: args.home.or_else(|| env_path("HERMES_HOME")).unwrap_or_else(|| PathBuf::from(DEFAULT_HOME)),
-        scandir: scandir(args.scandir, env_path("S6_PROFILE_GATEWAY_SCANDIR"), Path::new(USER_SCANDIR).is_dir()),
+        home: layout::hermes_home(args.home),
+        scandir: layout::gateway_scandir(args.scandir),
         run_as,
         owner,
         multiplex: flag(std::env::var_os("GATEWAY_MULTIPLEX_PROFILES").as_deref(), &["1", "true", "yes", "on"]),
@@ -175,7 +159,7 @@ mod tests {
     }
 
     #[test]
-    fn flags_and_scandir_defaults() {
+    fn truthy_flags() {
         for yes in ["1", "true", "TRUE", "Yes", " on "] {
             assert!(flag(Some(OsStr::new(yes)), &["1", "true", "yes", "on"]), "{yes}");
         }
@@ -184,9 +168,5 @@ mod tests {
         }
         assert!(!flag(Some(OsStr::new("on")), &["1", "true", "yes"]));
         assert!(!flag(None, &["1"]));
-        assert_eq!(scandir(Some("/f".into()), Some("/e".into()), true), PathBuf::from("/f"), "the flag wins");
-        assert_eq!(scandir(None, Some("/e".into()), true), PathBuf::from("/e"), "then the environment");
-        assert_eq!(scandir(None, None, true), PathBuf::from(USER_SCANDIR));
-        assert_eq!(scandir(None, None, false), PathBuf::from(ROOT_SCANDIR));
     }
 }

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{self, Arg};
 use crate::fs::Dir;
+use crate::layout;
 use crate::lifecycle::{self, Command, Controlled, Observed, Registered, Unreachable, Unregistered};
 use crate::msg::{self, exit, printable};
 use crate::planned_stop;
@@ -19,7 +20,6 @@ use crate::s6::listen::Deadline;
 use crate::skeleton::Owner;
 use crate::slot::{self, RunAs, Start};
 use crate::state::{self, Previous};
-use crate::tool::reconcile::{DEFAULT_HOME, USER_SCANDIR, env_path, scandir as default_scandir};
 use crate::user;
 
 pub const PROG: &str = "hermes-slot";
@@ -139,8 +139,8 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     // Every file, directory and FIFO is created with an explicit mode.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let ctx = Ctx {
-        scandir: default_scandir(args.scandir, env_path("S6_PROFILE_GATEWAY_SCANDIR"), Path::new(USER_SCANDIR).is_dir()),
-        home: args.home.or_else(|| env_path("HERMES_HOME")).unwrap_or_else(|| PathBuf::from(DEFAULT_HOME)),
+        scandir: layout::gateway_scandir(args.scandir),
+        home: layout::hermes_home(args.home),
         user: args.user,
         deadline: Deadline::after_ms(args.timeout_ms),
     };

@@ -13,6 +13,7 @@ use nix::errno::Errno;
 use crate::cli::{self, Arg};
 use crate::error::Error;
 use crate::fs::{Dir, Kind};
+use crate::layout;
 use crate::msg::{self, exit};
 use crate::perms::{self, Act, Change, Cred, Found};
 use crate::s6;
@@ -56,9 +57,9 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
         verbose: false,
         topology: Topology::Isolated,
         user: "hermes".into(),
-        servicedirs: "/run/s6-rc/servicedirs".into(),
-        scandir: "/run/service".into(),
-        user_scandir: "/run/hermes/service".into(),
+        servicedirs: layout::SERVICEDIRS.into(),
+        scandir: layout::ROOT_SCANDIR.into(),
+        user_scandir: layout::USER_SCANDIR.into(),
     };
     let path = |v: OsString, what: &str| -> Result<PathBuf, cli::Error> {
         if v.is_empty() {
