@@ -41,7 +41,7 @@ use crate::s6::control::{self, Sent};
 use crate::s6::listen::{self, Deadline, LockWatch, Subscription, event};
 use crate::s6::status::{self, Status};
 use crate::skeleton::Owner;
-use crate::slot::{self, Existing, Rendered};
+use crate::slot::{self, Content, Existing};
 
 /// Bounds for removing a slot's tree.
 const TREE_LIMITS: Limits = Limits { depth: 16, entries: 10_000 };
@@ -71,14 +71,14 @@ pub enum Registered {
 }
 
 /// Builds `slot` in `scandir`, publishes it, has it supervised.
-pub fn register(scandir: &Dir, slot: &Rendered, owner: Owner, deadline: &Deadline) -> Result<Registered> {
-    match slot::install(scandir, slot, owner, Existing::Refuse) {
+pub fn register(scandir: &Dir, profile: &Profile, content: &Content, owner: Owner, deadline: &Deadline) -> Result<Registered> {
+    match slot::install(scandir, profile, content, owner, Existing::Refuse) {
         Ok(_) => {}
         Err(e) if slot::is_already_registered(&e) => {
             // A register killed between its publish and its rescan leaves
             // an unsupervised slot: ask for the rescan it did not send, so
             // that running it again converges (no wait: it is not ours).
-            let name = OsString::from(slot::name(&slot.profile));
+            let name = OsString::from(slot::name(profile));
             if let Ok(svc) = scandir.open_dir(&name)
                 && let Ok(log) = svc.open_dir(OsStr::new(s6::LOG))
                 && !all_supervised(&[&svc, &log]).unwrap_or(true)
@@ -89,13 +89,13 @@ pub fn register(scandir: &Dir, slot: &Rendered, owner: Owner, deadline: &Deadlin
         }
         Err(e) => return Err(e),
     }
-    let name = OsString::from(slot::name(&slot.profile));
+    let name = OsString::from(slot::name(profile));
     // Until the rescan is sent, any failure withdraws the slot: register
     // either gets as far as asking s6 or leaves nothing behind.
     let (svc, log, subs) = match open_and_subscribe(scandir, &name) {
         Ok(x) => x,
         Err(e) => {
-            let _ = withdraw(scandir, &slot.profile, &name);
+            let _ = withdraw(scandir, profile, &name);
             return Err(e);
         }
     };
@@ -110,7 +110,7 @@ pub fn register(scandir: &Dir, slot: &Rendered, owner: Owner, deadline: &Deadlin
     };
     if let Some(why) = why {
         drop(subs);
-        let leftover = withdraw(scandir, &slot.profile, &name).err();
+        let leftover = withdraw(scandir, profile, &name).err();
         return Ok(Registered::RescanFailed { why, leftover });
     }
     let fds: Vec<_> = subs.iter().map(Subscription::fd).collect();

@@ -137,14 +137,23 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
             None
         }
     };
-    if let Some(sd) = &scandir {
+    let builder = scandir.as_ref().map(|sd| {
+        let builder = slot::Builder::new(sd, cfg.owner);
         match slot::sweep_staging(sd) {
-            Ok(left) => left.iter().for_each(|l| warn(l)),
-            Err(e) => warn(&e),
+            Ok(swept) => {
+                swept.leftovers.iter().for_each(|l| warn(l));
+                builder.knowing(swept.entries)
+            }
+            Err(e) => {
+                warn(&e);
+                builder
+            }
         }
-    }
-    let builder = scandir.as_ref().map(|sd| slot::Builder::new(sd, cfg.owner));
+    });
     let builder = builder.as_ref();
+    // Every slot has the same content but for its down file: two renders
+    // serve the whole run.
+    let contents = Contents { up: slot::render(&cfg.run_as, Start::Up), down: slot::render(&cfg.run_as, Start::Down) };
 
     // The root profile, then the named ones in byte order. Slots are
     // independent: they are built on a few threads and reported in this
@@ -171,13 +180,13 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
                     }
                 }
                 let start = state::autostarts(prior.as_deref());
-                Some(one(cfg, builder, Profile::root(), home.as_ref(), prior, start, &mut sink))
+                Some(one(builder, &contents, Profile::root(), home.as_ref(), prior, start, &mut sink))
             }
             Item::Named(name, kind) => listed.as_ref().and_then(|(profiles, _)| {
                 let (profile, dir) = named_profile(profiles, name, kind, &mut sink)?;
                 let prior = read_prior(&dir, &mut sink);
                 let start = !cfg.multiplex && state::autostarts(prior.as_deref());
-                Some(one(cfg, builder, profile, Some(&dir), prior, start, &mut sink))
+                Some(one(builder, &contents, profile, Some(&dir), prior, start, &mut sink))
             }),
         };
         (done, warnings)
@@ -386,11 +395,17 @@ struct Done {
     unwritable: bool,
 }
 
+/// The two contents a slot can have.
+struct Contents {
+    up: slot::Content,
+    down: slot::Content,
+}
+
 /// Reconciles one profile whose home is `dir` (`None`: unreadable): stale
 /// files, slot, ledger. In a dry run (no `builder`), only reports.
 fn one(
-    cfg: &Config,
     builder: Option<&slot::Builder<'_>>,
+    contents: &Contents,
     profile: Profile,
     dir: Option<&Dir>,
     prior_state: Option<String>,
@@ -403,9 +418,8 @@ fn one(
         if let Some(dir) = dir {
             remove_stale_files(dir, warn);
         }
-        let start = if start { Start::Up } else { Start::Down };
-        let rendered = slot::render(&entry.profile, &cfg.run_as, start);
-        match builder.install(&rendered, Existing::Replace) {
+        let content = if start { &contents.up } else { &contents.down };
+        match builder.install(&entry.profile, content, Existing::Replace) {
             Ok(done) => {
                 done.leftovers.iter().for_each(|l| warn(l));
                 entry.built = Some(done.built);
@@ -432,9 +446,8 @@ fn cannot_write(scandir: &Dir, profile: &Profile, e: &Error) -> bool {
 /// Removes `gateway.pid` and `processes.json`; absent is fine.
 fn remove_stale_files(dir: &Dir, warn: Warn<'_>) {
     for name in STALE_FILES {
-        match dir.unlink_at(OsStr::new(name)) {
-            Err(e) if e.errno() != Some(Errno::ENOENT) => warn(&e),
-            _ => {}
+        if let Err(e) = dir.unlink_at(OsStr::new(name)) {
+            warn(&e);
         }
     }
 }

@@ -30,6 +30,7 @@
 //! is renamed aside to `.gateway-<profile>.tmp.stale-<ns>` and reported.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::PathBuf;
@@ -192,40 +193,51 @@ impl File {
     }
 }
 
-/// A slot's complete content, ready to build.
+/// A slot's complete content, ready to build: the same for every profile,
+/// since the scripts read their profile from the slot's name. One render
+/// serves every slot of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rendered {
-    pub profile: Profile,
+pub struct Content {
     pub start: Start,
     /// In build order; the `log` directory comes before `log/run`.
     pub files: Vec<File>,
-    /// SHA-256 over the files (path, mode, length, bytes, in order).
-    pub digest: [u8; 32],
 }
 
-impl Rendered {
+impl Content {
+    /// SHA-256 over the files (path, mode, length, bytes, in order).
+    /// Computed when asked: a boot into an empty scan directory never
+    /// compares, so it never hashes.
+    pub fn digest(&self) -> [u8; 32] {
+        digest(self.files.iter().map(|f| (f.path(), f.mode, &f.data[..])))
+    }
+
     /// The digest as lowercase hex.
     pub fn digest_hex(&self) -> String {
-        self.digest.iter().map(|b| format!("{b:02x}")).collect()
+        self.digest().iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
-/// The gateway command of a profile: the root profile is never `-p
-/// default` (that would be `profiles/default/`).
-fn command(profile: &Profile) -> String {
-    if profile.is_root() { "hermes gateway run --replace".to_string() } else { format!("hermes -p {profile} gateway run --replace") }
-}
-
-/// The `run` script. Profile names and accounts are shell-safe by
-/// construction ([`Profile::parse`], [`RunAs::new`]).
-pub fn run_script(profile: &Profile, run_as: &RunAs) -> String {
-    let cmd = command(profile);
+/// The `run` script. The profile is the slot's name without `gateway-`
+/// (s6-supervise runs it in the slot, and the shell sets `PWD`); the root
+/// profile, `gateway-default`, is never `-p default` (that would be
+/// `profiles/default/`). Accounts are shell-safe by construction
+/// ([`RunAs::new`]).
+pub fn run_script(run_as: &RunAs) -> String {
     let user = run_as.as_str();
     format!(
         "#!/command/with-contenv sh
 # shellcheck shell=sh
-# gateway-{profile}: built by hermes-s6; rebuilt at every container boot.
+# A profile's gateway, built by hermes-s6 and rebuilt at every container boot.
+# The profile is this slot's name without \"gateway-\": gateway-default runs
+# the root profile, gateway-<name> the profile <name>.
 set -e
+slot=${{PWD##*/}}
+profile=${{slot#gateway-}}
+if [ \"$profile\" = default ]; then
+  set -- hermes gateway run --replace
+else
+  set -- hermes -p \"$profile\" gateway run --replace
+fi
 export HOME=/opt/data
 cd /opt/data
 # The gateway is supervised: it must not redirect a start to s6 again.
@@ -233,9 +245,9 @@ export HERMES_S6_SUPERVISED_CHILD=1
 export HERMES_SUPERVISED_CHILD=1
 # A supervisor running as {user} cannot drop privileges (setgroups fails).
 if [ \"$(id -u)\" != 0 ]; then
-  exec {cmd}
+  exec \"$@\"
 fi
-exec s6-setuidgid {user} {cmd}
+exec s6-setuidgid {user} \"$@\"
 "
     )
 }
@@ -255,16 +267,18 @@ exit 0
 "
 }
 
-/// The logger's `run` script.
-pub fn log_run_script(profile: &Profile, run_as: &RunAs) -> String {
+/// The logger's `run` script (run in the slot's `log/`).
+pub fn log_run_script(run_as: &RunAs) -> String {
     let user = run_as.as_str();
     format!(
         "#!/command/with-contenv sh
 # shellcheck shell=sh
-# Logger of gateway-{profile}: s6-log as {user} into
-# $HERMES_HOME/logs/gateways/{profile}, HERMES_HOME read when it starts.
+# A gateway's logger: s6-log as {user} into $HERMES_HOME/logs/gateways/<profile>,
+# HERMES_HOME read when it starts, the profile from the slot's name.
+slot=${{PWD%/log}}
+slot=${{slot##*/}}
 : \"${{HERMES_HOME:=/opt/data}}\"
-log_dir=\"$HERMES_HOME/logs/gateways/{profile}\"
+log_dir=\"$HERMES_HOME/logs/gateways/${{slot#gateway-}}\"
 if [ \"$(id -u)\" != 0 ]; then
   mkdir -p \"$log_dir\"
   rm -f \"$log_dir/lock\"
@@ -278,19 +292,18 @@ exec s6-setuidgid {user} s6-log 1 n10 s1000000 T \"$log_dir\"
     )
 }
 
-/// Renders the whole slot of `profile`.
-pub fn render(profile: &Profile, run_as: &RunAs, start: Start) -> Rendered {
+/// Renders a slot's content: `start` says whether it has a `down` file.
+pub fn render(run_as: &RunAs, start: Start) -> Content {
     let mut files = vec![
         File { dir: None, name: "type", mode: 0o644, data: Cow::Borrowed(b"longrun\n") },
-        File { dir: None, name: "run", mode: 0o755, data: Cow::Owned(run_script(profile, run_as).into_bytes()) },
+        File { dir: None, name: "run", mode: 0o755, data: Cow::Owned(run_script(run_as).into_bytes()) },
         File { dir: None, name: "finish", mode: 0o755, data: Cow::Borrowed(finish_script().as_bytes()) },
-        File { dir: Some(s6::LOG), name: "run", mode: 0o755, data: Cow::Owned(log_run_script(profile, run_as).into_bytes()) },
+        File { dir: Some(s6::LOG), name: "run", mode: 0o755, data: Cow::Owned(log_run_script(run_as).into_bytes()) },
     ];
     if start == Start::Down {
         files.push(File { dir: None, name: s6::DOWN, mode: 0o644, data: Cow::Borrowed(b"") });
     }
-    let digest = digest(files.iter().map(|f| (f.path(), f.mode, &f.data[..])));
-    Rendered { profile: profile.clone(), start, files, digest }
+    Content { start, files }
 }
 
 /// SHA-256 over (path, mode, length, bytes) of each file, in order.
@@ -353,18 +366,20 @@ pub struct Installed {
 }
 
 /// Builds slots in one scan directory, for one owner.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Builder<'a> {
     scandir: &'a Dir,
     owner: Owner,
     sync: Sync,
     parent: skeleton::Parent,
+    /// The scan directory's entries when it was listed ([`Builder::knowing`]).
+    listed: Option<HashSet<OsString>>,
 }
 
 /// Builds `slot` in `scandir` and publishes it: [`Builder::install`] for
 /// a single slot.
-pub fn install(scandir: &Dir, slot: &Rendered, owner: Owner, existing: Existing) -> Result<Installed> {
-    Builder::new(scandir, owner).install(slot, existing)
+pub fn install(scandir: &Dir, profile: &Profile, content: &Content, owner: Owner, existing: Existing) -> Result<Installed> {
+    Builder::new(scandir, owner).install(profile, content, existing)
 }
 
 impl<'a> Builder<'a> {
@@ -380,7 +395,16 @@ impl<'a> Builder<'a> {
             Ok(st) if st.mode & 0o2000 == 0 => skeleton::Parent::Plain,
             _ => skeleton::Parent::Setgid,
         };
-        Builder { scandir, owner, sync, parent }
+        Builder { scandir, owner, sync, parent, listed: None }
+    }
+
+    /// Tells the builder what the scan directory held when it was just
+    /// listed: a slot whose name was not there is built without looking
+    /// for an existing one first (one system call less per slot at boot).
+    /// Nothing is lost if one was published since: the publishing rename
+    /// never replaces blindly ([`publish::publish_with`]).
+    pub fn knowing(self, entries: HashSet<OsString>) -> Builder<'a> {
+        Builder { listed: Some(entries), ..self }
     }
 
     /// The scan directory slots are built in.
@@ -390,23 +414,26 @@ impl<'a> Builder<'a> {
 
     /// Builds `slot` and publishes it (module docs). Errors leave no
     /// staging directory behind when it can be removed.
-    pub fn install(&self, slot: &Rendered, existing: Existing) -> Result<Installed> {
+    pub fn install(&self, profile: &Profile, content: &Content, existing: Existing) -> Result<Installed> {
         let (scandir, owner) = (self.scandir, self.owner);
-        let real = OsString::from(name(&slot.profile));
-        let staging = OsString::from(staging_name(&slot.profile));
-        if slot.profile.as_str().len() > PROFILE_MAX {
+        let real = OsString::from(name(profile));
+        let staging = OsString::from(staging_name(profile));
+        if profile.as_str().len() > PROFILE_MAX {
             return Err(Error::refused(
                 "build",
                 scandir.child_path(&real),
                 format!("profile name longer than {PROFILE_MAX} bytes: no slot (file name and s6-svscan limits)"),
             ));
         }
-        let present = scandir.stat_at(&real)?;
+        let present = match &self.listed {
+            Some(listed) if !listed.contains(&real) => None,
+            _ => scandir.stat_at(&real)?,
+        };
         match (present, existing) {
             (None, _) => {}
             (Some(_), Existing::Refuse) => return Err(already_registered(scandir, &real)),
             (Some(st), Existing::Replace) => {
-                if st.kind == Kind::Dir && same_content(scandir, &real, slot) {
+                if st.kind == Kind::Dir && same_content(scandir, &real, content) {
                     return Ok(Installed { built: Built::Unchanged, leftovers: Vec::new() });
                 }
             }
@@ -418,7 +445,7 @@ impl<'a> Builder<'a> {
                 return Err(Error::refused("build", scandir.child_path(&staging), "keeps reappearing"));
             }
         }
-        if let Err(e) = fill(scandir, &staging, slot, owner, self.sync, self.parent) {
+        if let Err(e) = fill(scandir, &staging, content, owner, self.sync, self.parent) {
             let _ = tree::remove_tree(scandir, &staging, TREE_LIMITS);
             return Err(e);
         }
@@ -455,7 +482,7 @@ impl<'a> Builder<'a> {
 }
 
 /// Writes everything into the (empty, fresh) staging directory.
-fn fill(scandir: &Dir, staging: &OsStr, slot: &Rendered, owner: Owner, sync: Sync, parent: skeleton::Parent) -> Result<()> {
+fn fill(scandir: &Dir, staging: &OsStr, content: &Content, owner: Owner, sync: Sync, parent: skeleton::Parent) -> Result<()> {
     let ids = match owner {
         Owner::Chown { uid, gid } => Some((uid, gid)),
         Owner::Caller { .. } => None,
@@ -466,7 +493,7 @@ fn fill(scandir: &Dir, staging: &OsStr, slot: &Rendered, owner: Owner, sync: Syn
         top.chmod(0o755)?;
     }
     let log = fresh_subdir(&top, s6::LOG, ids, exact)?;
-    for f in &slot.files {
+    for f in &content.files {
         let dir = if f.dir.is_some() { &log } else { &top };
         dir.create_public_file(OsStr::new(f.name), f.mode, &f.data, ids, sync)?;
     }
@@ -497,11 +524,11 @@ fn fresh_subdir(parent: &Dir, name: &str, ids: Option<(u32, u32)>, exact: bool) 
 /// Whether the live slot `real` holds exactly the rendered content: its
 /// files (read back with their modes) hash to the rendered digest, and
 /// there is no `down` file when there should be none.
-fn same_content(scandir: &Dir, real: &OsStr, slot: &Rendered) -> bool {
+fn same_content(scandir: &Dir, real: &OsStr, content: &Content) -> bool {
     let Ok(live) = scandir.open_dir(real) else { return false };
     let Ok(log) = live.open_dir(OsStr::new(s6::LOG)) else { return false };
-    let mut read = Vec::with_capacity(slot.files.len());
-    for f in &slot.files {
+    let mut read = Vec::with_capacity(content.files.len());
+    for f in &content.files {
         let dir = if f.dir.is_some() { &log } else { &live };
         let name = OsStr::new(f.name);
         let Ok(Some(st)) = dir.stat_at(name) else { return false };
@@ -511,8 +538,8 @@ fn same_content(scandir: &Dir, real: &OsStr, slot: &Rendered) -> bool {
         }
         read.push((f.path(), st.mode, data));
     }
-    let unwanted_down = slot.start == Start::Up && !matches!(live.stat_at(OsStr::new(s6::DOWN)), Ok(None));
-    !unwanted_down && digest(read.iter().map(|(p, m, d)| (p.clone(), *m, &d[..]))) == slot.digest
+    let unwanted_down = content.start == Start::Up && !matches!(live.stat_at(OsStr::new(s6::DOWN)), Ok(None));
+    !unwanted_down && digest(read.iter().map(|(p, m, d)| (p.clone(), *m, &d[..]))) == content.digest()
 }
 
 /// Removes the tree `name` in `scandir`; if it cannot be removed, renames
@@ -541,17 +568,28 @@ pub fn clear(scandir: &Dir, name: &OsStr) -> Result<Option<Leftover>> {
     Err(error)
 }
 
+/// What [`sweep_staging`] left in the scan directory.
+#[derive(Debug, Default)]
+pub struct Swept {
+    /// What could not be removed.
+    pub leftovers: Vec<Leftover>,
+    /// Every other entry (the slots among them), for [`Builder::knowing`].
+    pub entries: HashSet<OsString>,
+}
+
 /// Clears what interrupted builds left in `scandir`, for every profile:
 /// staging directories are removed (or moved aside and reported, see
 /// [`clear`]); directories already moved aside are removed if possible,
 /// silently otherwise (they were reported when moved).
-pub fn sweep_staging(scandir: &Dir) -> Result<Vec<Leftover>> {
+pub fn sweep_staging(scandir: &Dir) -> Result<Swept> {
     // s6-svscan's own bound on services is 160,000.
     const SCANDIR_MAX: usize = 200_000;
-    let mut left = Vec::new();
+    let mut swept = Swept::default();
+    let left = &mut swept.leftovers;
     for name in scandir.entries(SCANDIR_MAX)? {
         let bytes = name.as_encoded_bytes();
         if !is_staging_name(bytes) {
+            swept.entries.insert(name);
             continue;
         }
         if is_aside(bytes) {
@@ -564,7 +602,7 @@ pub fn sweep_staging(scandir: &Dir) -> Result<Vec<Leftover>> {
             Err(error) => left.push(Leftover { left_at: scandir.child_path(&name), error }),
         }
     }
-    Ok(left)
+    Ok(swept)
 }
 
 #[cfg(test)]
@@ -598,19 +636,63 @@ mod tests {
         }
     }
 
+    /// Runs `script` with `sh` in `dir` (made, with its parents), with
+    /// stand-ins for `id` (printing `uid`), `hermes`, `s6-setuidgid` and
+    /// `s6-log` that record their argv, and `/opt/data` moved to a scratch
+    /// directory. Returns what the stand-ins recorded, and the scratch
+    /// directory.
+    fn run_in(test: &str, dir: &str, script: &str, uid: u32) -> (String, PathBuf) {
+        use std::os::unix::fs::PermissionsExt;
+        let root = std::env::temp_dir().join(format!("hermes-s6-slot-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&root);
+        let (bin, data, cwd) = (root.join("bin"), root.join("data"), root.join("scan").join(dir));
+        for d in [&bin, &data, &cwd] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let record = root.join("argv");
+        let stub = |name: &str, body: &str| {
+            let p = bin.join(name);
+            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        };
+        stub("id", &format!("echo {uid}"));
+        for name in ["hermes", "s6-setuidgid", "s6-log"] {
+            stub(name, &format!("echo \"{name} $* (cwd $PWD, HOME $HOME)\" >>{}", record.display()));
+        }
+        let script = script.replace("/opt/data", &data.to_string_lossy());
+        let status = std::process::Command::new("/bin/sh")
+            .args(["-c", &script, "run"])
+            .current_dir(&cwd)
+            .env_clear()
+            .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+            .env("HERMES_HOME", &data)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{dir}: {status}");
+        (std::fs::read_to_string(&record).unwrap_or_default().trim_end().to_string(), root)
+    }
+
     #[test]
-    fn run_script_for_the_root_and_a_named_profile() {
+    fn run_takes_the_profile_from_the_slot_name() {
         let hermes = RunAs::new("hermes").unwrap();
-        let root = run_script(&Profile::root(), &hermes);
-        assert!(root.starts_with("#!/command/with-contenv sh\n"));
-        assert!(root.contains("\nexport HOME=/opt/data\ncd /opt/data\n"));
-        assert!(root.contains("\nexport HERMES_S6_SUPERVISED_CHILD=1\nexport HERMES_SUPERVISED_CHILD=1\n"));
-        assert!(root.contains("\n  exec hermes gateway run --replace\n"));
-        assert!(root.ends_with("\nexec s6-setuidgid hermes hermes gateway run --replace\n"));
-        assert!(!root.contains("-p default") && !root.contains("-p 'default'"));
-        let coder = run_script(&p("coder"), &RunAs::new(":10000:10000").unwrap());
-        assert!(coder.contains("\n  exec hermes -p coder gateway run --replace\n"));
-        assert!(coder.ends_with("\nexec s6-setuidgid 10000:10000 hermes -p coder gateway run --replace\n"));
+        let script = run_script(&hermes);
+        assert!(script.starts_with("#!/command/with-contenv sh\n"));
+        assert!(script.contains("\nexport HERMES_S6_SUPERVISED_CHILD=1\nexport HERMES_SUPERVISED_CHILD=1\n"));
+        for (slot, argv) in [
+            ("gateway-default", "gateway run --replace"),
+            ("gateway-coder", "-p coder gateway run --replace"),
+            ("gateway-a_b-0", "-p a_b-0 gateway run --replace"),
+            ("gateway-gateway-x", "-p gateway-x gateway run --replace"),
+        ] {
+            let (got, root) = run_in("run", slot, &script, 10000);
+            let data = root.join("data");
+            assert_eq!(got, format!("hermes {argv} (cwd {}, HOME {})", data.display(), data.display()), "{slot}");
+            let _ = std::fs::remove_dir_all(root);
+        }
+        // Under a root supervisor: the same command through s6-setuidgid.
+        let (got, root) = run_in("run-root", "gateway-coder", &run_script(&RunAs::new(":10000:10000").unwrap()), 0);
+        assert!(got.starts_with("s6-setuidgid 10000:10000 hermes -p coder gateway run --replace (cwd "), "{got}");
+        let _ = std::fs::remove_dir_all(root);
     }
 
     #[test]
@@ -620,26 +702,41 @@ mod tests {
     }
 
     #[test]
-    fn log_run_resolves_hermes_home_when_it_starts() {
-        let l = log_run_script(&p("coder"), &RunAs::new("hermes").unwrap());
-        assert!(l.contains(": \"${HERMES_HOME:=/opt/data}\"\nlog_dir=\"$HERMES_HOME/logs/gateways/coder\"\n"));
+    fn log_run_logs_into_the_slot_profile_s_directory() {
+        let l = log_run_script(&RunAs::new("hermes").unwrap());
+        assert!(l.contains(": \"${HERMES_HOME:=/opt/data}\"\n"));
         assert!(!l.contains("/opt/data/logs"), "no baked HERMES_HOME");
         assert!(l.contains("\ns6-setuidgid hermes mkdir -p \"$log_dir\"\ns6-setuidgid hermes rm -f \"$log_dir/lock\"\n"));
-        assert!(l.ends_with("\nexec s6-setuidgid hermes s6-log 1 n10 s1000000 T \"$log_dir\"\n"));
-        assert!(l.contains("\n  exec s6-log 1 n10 s1000000 T \"$log_dir\"\n"));
+        for slot in ["gateway-default", "gateway-coder"] {
+            let (got, root) = run_in("log", &format!("{slot}/log"), &l, 10000);
+            let dir = root.join("data/logs/gateways").join(slot.trim_start_matches(PREFIX));
+            assert_eq!(got.split(" (cwd").next(), Some(format!("s6-log 1 n10 s1000000 T {}", dir.display()).as_str()));
+            assert!(dir.is_dir(), "{slot}: the log directory is made");
+            let _ = std::fs::remove_dir_all(root);
+        }
     }
 
     #[test]
-    fn the_digest_covers_every_file_and_the_down_file() {
+    fn the_doc_page_shows_the_scripts_as_rendered() {
+        let page = include_str!("../doc/hermes-reconcile.md");
+        let blocks: Vec<&str> = page.split("```sh\n").skip(1).filter_map(|b| b.split("```").next()).collect();
         let hermes = RunAs::new("hermes").unwrap();
-        let up = render(&p("coder"), &hermes, Start::Up);
-        let down = render(&p("coder"), &hermes, Start::Down);
-        let other = render(&p("coder2"), &hermes, Start::Up);
+        for script in [run_script(&hermes), finish_script().to_string(), log_run_script(&hermes)] {
+            assert!(blocks.contains(&script.as_str()), "doc/hermes-reconcile.md lacks:\n{script}");
+        }
+    }
+
+    #[test]
+    fn the_digest_covers_every_file_the_down_file_and_the_account() {
+        let hermes = RunAs::new("hermes").unwrap();
+        let up = render(&hermes, Start::Up);
+        let down = render(&hermes, Start::Down);
+        let other = render(&RunAs::new(":10000:10000").unwrap(), Start::Up);
         assert_eq!(up.files.len(), 4);
         assert_eq!(down.files.last().map(|f| (f.name, f.data.len())), Some(("down", 0)));
-        assert_ne!(up.digest, down.digest);
-        assert_ne!(up.digest, other.digest);
-        assert_eq!(up, render(&p("coder"), &hermes, Start::Up), "rendering is deterministic");
+        assert_ne!(up.digest(), down.digest());
+        assert_ne!(up.digest(), other.digest());
+        assert_eq!(up, render(&hermes, Start::Up), "rendering is deterministic");
         assert_eq!(up.digest_hex().len(), 64);
         assert_eq!(
             up.files.iter().map(|f| (f.path(), f.mode)).collect::<Vec<_>>(),

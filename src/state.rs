@@ -22,7 +22,6 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::Path;
 
-use nix::errno::Errno;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -203,7 +202,10 @@ pub fn parse_prior_exit(bytes: &[u8]) -> PriorExit {
 
 /// Reads `home/state/gateway.lifecycle.json`; any problem is `Unknown`.
 pub fn read_prior_exit(home: &Dir) -> PriorExit {
-    let bytes = home.open_dir(OsStr::new(LEDGER_DIR)).and_then(|state| state.read_file(OsStr::new(LEDGER_FILE), CAP));
+    let bytes = home.open_dir_if_present(OsStr::new(LEDGER_DIR)).and_then(|state| match state {
+        Some(state) => state.read_file(OsStr::new(LEDGER_FILE), CAP),
+        None => Ok(None),
+    });
     match bytes {
         Ok(Some(bytes)) => parse_prior_exit(&bytes),
         _ => PriorExit::Unknown,
@@ -224,10 +226,7 @@ pub fn migration_record(epoch: i64) -> String {
 /// Run as root (`Owner::Chown`), the file is given to the user.
 pub fn write_migration(home: &Dir, epoch: i64, owner: Owner) -> Result<()> {
     let staging = OsStr::new(MIGRATION_STAGING);
-    match home.unlink_at(staging) {
-        Err(e) if e.errno() != Some(Errno::ENOENT) => return Err(e),
-        _ => {}
-    }
+    home.unlink_at(staging)?;
     home.create_file(staging, 0o644, migration_record(epoch).as_bytes())?;
     let placed = (|| {
         if let Owner::Chown { uid, gid } = owner {
@@ -358,10 +357,7 @@ pub fn record_desired(home: &Dir, desired: &str, now: i64, owner: Owner) -> Resu
 /// Writes `text` as `home/name` through a unique dot-name and one rename.
 pub fn replace_file(home: &Dir, name: &OsStr, text: &str, mode: u32, owner: Owner) -> Result<()> {
     let staging = OsString::from(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()));
-    match home.unlink_at(&staging) {
-        Err(e) if e.errno() != Some(Errno::ENOENT) => return Err(e),
-        _ => {}
-    }
+    home.unlink_at(&staging)?;
     home.create_file(&staging, mode, text.as_bytes())?;
     let placed = (|| {
         if let Owner::Chown { uid, gid } = owner {

@@ -371,7 +371,6 @@ fn without_a_container_command_nothing_is_migrated() {
 
 #[test]
 fn the_rendered_scripts_are_shellcheck_clean() {
-    use hermes_s6::profile::Profile;
     use hermes_s6::slot::{RunAs, Start, render};
     if Command::new("shellcheck").arg("--version").output().is_err() {
         if std::env::var_os("HERMES_S6_REQUIRE_ROOT").is_some_and(|v| v == "1") {
@@ -380,8 +379,8 @@ fn the_rendered_scripts_are_shellcheck_clean() {
         eprintln!("skipping shellcheck: not installed");
         return;
     }
-    for (profile, user) in [("default", "hermes"), ("coder", "hermes"), ("a_b-0", ":10000:10000")] {
-        let slot = render(&Profile::parse(profile.as_bytes()).unwrap(), &RunAs::new(user).unwrap(), Start::Down);
+    for user in ["hermes", ":10000:10000"] {
+        let slot = render(&RunAs::new(user).unwrap(), Start::Down);
         for f in slot.files.iter().filter(|f| f.data.starts_with(b"#!")) {
             let mut c = Command::new("shellcheck")
                 .args(["-s", "sh", "-"])
@@ -392,7 +391,7 @@ fn the_rendered_scripts_are_shellcheck_clean() {
             use std::io::Write;
             c.stdin.take().unwrap().write_all(&f.data).unwrap();
             let o = c.wait_with_output().unwrap();
-            assert!(o.status.success(), "{profile} {}: {}", f.path(), stdout(&o));
+            assert!(o.status.success(), "{user} {}: {}", f.path(), stdout(&o));
         }
     }
 }
@@ -853,12 +852,11 @@ impl Rng {
 /// Checks that `slot` is a complete slot of `profile`, built for either
 /// intent: its files are exactly the rendered ones, with the skeleton.
 /// Returns whether it starts by itself.
-fn complete_slot(slot: &Path, profile: &str) -> Result<bool, String> {
-    use hermes_s6::profile::Profile;
+fn complete_slot(slot: &Path) -> Result<bool, String> {
     use hermes_s6::slot::{RunAs, Start, render};
     let up = !slot.join("down").exists();
     let start = if up { Start::Up } else { Start::Down };
-    let want = render(&Profile::parse(profile.as_bytes()).unwrap(), &RunAs::new(USER).unwrap(), start);
+    let want = render(&RunAs::new(USER).unwrap(), start);
     for f in &want.files {
         let p = slot.join(f.path());
         let data = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -988,7 +986,7 @@ fn kill_9_at_random_moments_never_leaves_a_half_built_slot() {
             for e in std::fs::read_dir(t.scan()).unwrap() {
                 let name = e.unwrap().file_name().into_string().unwrap();
                 if let Some(p) = name.strip_prefix("gateway-") {
-                    if let Err(why) = complete_slot(&t.scan().join(&name), p) {
+                    if let Err(why) = complete_slot(&t.scan().join(&name)) {
                         panic!("trial {trial} (seed {seed}), {when}: {why}");
                     }
                 } else {
@@ -1014,7 +1012,7 @@ fn kill_9_at_random_moments_never_leaves_a_half_built_slot() {
         let slots = t.slots();
         assert_eq!(slots.len(), PROFILES + 1, "trial {trial}: {slots:?}");
         for (i, p) in std::iter::once("default").chain(names.iter().map(String::as_str)).enumerate() {
-            let up = complete_slot(&t.scan().join(format!("gateway-{p}")), p).unwrap();
+            let up = complete_slot(&t.scan().join(format!("gateway-{p}"))).unwrap();
             let home = if i == 0 { t.home() } else { t.home().join("profiles").join(p) };
             let intent = std::fs::read(home.join("gateway_state.json")).unwrap_or_default();
             let prior = hermes_s6::state::parse_intent(&intent).ok().flatten();

@@ -435,15 +435,24 @@ fn kill_9_at_random_moments_then_a_rerun_converges() {
             killed.set(killed.get() + 1);
         }
     };
+    // Kill within the time a command takes here (spawn included), so that
+    // most kills land mid-command however fast or loaded the machine is.
+    let timed = |args: &[&str]| {
+        let t = std::time::Instant::now();
+        let o = spawn(args).wait().unwrap();
+        assert!(o.success(), "{args:?} uninterrupted");
+        t.elapsed().as_micros() as u64 + 1
+    };
+    let (reg_us, unreg_us) = (timed(&["register", "-d", "k"]), timed(&["unregister", "k"]));
     for round in 0..50 {
-        kill_after(spawn(&["register", "-d", "k"]), next() % 12_000);
+        kill_after(spawn(&["register", "-d", "k"]), next() % reg_us);
         let o = sc.tool(&["register", "-d", "k"]);
         assert!(matches!(o.status.code(), Some(0 | 1)), "round {round}: register again: {}", stderr(&o));
         eventually("the slot supervised after a rerun", || {
             Command::new("s6-svok").arg(sc.slot("k")).status().unwrap().success()
                 && Command::new("s6-svok").arg(sc.slot("k").join("log")).status().unwrap().success()
         });
-        kill_after(spawn(&["unregister", "k"]), next() % 12_000);
+        kill_after(spawn(&["unregister", "k"]), next() % unreg_us);
         ok(&sc.tool(&["unregister", "k"]), &format!("round {round} (seed {seed}): unregister again"));
         let left: Vec<_> = std::fs::read_dir(sc.scan()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         assert_eq!(left, [".s6-svscan"], "round {round} (seed {seed}): nothing left");

@@ -626,8 +626,8 @@ fn run_bounded(args: &[String]) -> Output {
 
 /// Forks a UID-10000 process that cycles through `swaps` (pairs exchanged
 /// with RENAME_EXCHANGE, or renamed back and forth when `exchange` is false)
-/// until it has done `max` of them or 3 s have passed.
-fn attacker(swaps: &[(PathBuf, PathBuf)], exchange: bool, max: u64) -> nix::unistd::Pid {
+/// for 3 s, or until the race that waits for it kills it.
+fn attacker(swaps: &[(PathBuf, PathBuf)], exchange: bool) -> nix::unistd::Pid {
     let c = |p: &PathBuf| CString::new(p.clone().into_os_string().into_encoded_bytes()).unwrap();
     let pairs: Vec<(CString, CString)> = swaps.iter().map(|(a, b)| (c(a), c(b))).collect();
     // SAFETY: the child only makes raw system calls, then _exit.
@@ -638,7 +638,7 @@ fn attacker(swaps: &[(PathBuf, PathBuf)], exchange: bool, max: u64) -> nix::unis
             }
             let start = libc::time(std::ptr::null_mut());
             let (mut done, mut i) = (0u64, 0usize);
-            while done < max && libc::time(std::ptr::null_mut()) - start < 3 {
+            while libc::time(std::ptr::null_mut()) - start < 3 {
                 let (a, b) = &pairs[i % pairs.len()];
                 let r = if exchange {
                     libc::syscall(libc::SYS_renameat2, libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE)
@@ -726,7 +726,7 @@ fn attack_supervise_or_event_swapped_for_a_symlink_mid_run() {
         symlink(&c.dir, d.join("s")).unwrap();
         chown(&d.join("s"), UID, GID);
     }
-    let pid = attacker(&[(a.join("supervise"), a.join("s")), (b.join("event"), b.join("s"))], true, 200_000);
+    let pid = attacker(&[(a.join("supervise"), a.join("s")), (b.join("event"), b.join("s"))], true);
     let (ok, refused) = race(&l, &c, pid, &[], 400, &|| {});
     eprintln!("symlink swaps: {ok} clean runs, {refused} refused mid-swap, canary intact");
     assert!(ok + refused >= 10);
@@ -746,7 +746,7 @@ fn attack_hard_link_to_the_canary_swapped_in_for_control() {
     };
     reopen();
     std::fs::hard_link(&c.file, sup.join("planted")).unwrap();
-    let pid = attacker(&[(sup.join("control"), sup.join("planted"))], true, 200_000);
+    let pid = attacker(&[(sup.join("control"), sup.join("planted"))], true);
     let (ok, refused) = race(&l, &c, pid, &[], 400, &reopen);
     eprintln!("hard-link swaps: {ok} clean runs, {refused} refused, canary intact");
 }
@@ -764,8 +764,7 @@ fn attack_fifos_with_no_reader_swapped_in_where_directories_are_expected() {
     }
     mkfifo(&l.sd().join("f3"), 0o666);
     chown(&l.sd().join("f3"), UID, GID);
-    let pid =
-        attacker(&[(a.join("supervise"), a.join("f1")), (a.join("event"), a.join("f2")), (a.clone(), l.sd().join("f3"))], true, 200_000);
+    let pid = attacker(&[(a.join("supervise"), a.join("f1")), (a.join("event"), a.join("f2")), (a.clone(), l.sd().join("f3"))], true);
     let (ok, refused) = race(&l, &c, pid, &["-t", "shared"], 400, &|| {});
     eprintln!("fifo swaps: {ok} clean runs, {refused} refused, never blocked");
 }
@@ -802,13 +801,13 @@ fn attack_directories_renamed_mid_walk() {
         (sd.join("d/supervise"), sd.join("d/event")),
         (l.scan().join(".gateway-x.tmp"), l.scan().join("decoy")),
     ];
-    let pid = attacker(&swaps, true, 200_000);
+    let pid = attacker(&swaps, true);
     let (ok, refused) = race(&l, &c, pid, &["-t", "shared"], 400, &sweep_outside);
     eprintln!("exchanges mid-walk: {ok} clean runs, {refused} refused, canary intact");
     // Plain renames away and back, too, on a fresh tree.
     let (l, c) = attackable("perms-attack-move", &names);
     let sd = l.sd();
-    let pid = attacker(&[(sd.join("a"), sd.join("a-moved")), (sd.join("b/supervise"), sd.join("b/supervise-moved"))], false, 100_000);
+    let pid = attacker(&[(sd.join("a"), sd.join("a-moved")), (sd.join("b/supervise"), sd.join("b/supervise-moved"))], false);
     let (ok, refused) = race(&l, &c, pid, &["-t", "shared"], 400, &|| {});
     eprintln!("renames mid-walk: {ok} clean runs, {refused} refused, canary intact");
 }

@@ -174,7 +174,11 @@ impl Dir {
 
     /// The path of an entry, for messages.
     pub fn child_path(&self, name: &OsStr) -> PathBuf {
-        self.path.join(name)
+        // One allocation of the final size (`join` grows it twice).
+        let mut path = PathBuf::with_capacity(self.path.as_os_str().len() + 1 + name.len());
+        path.push(&self.path);
+        path.push(name);
+        path
     }
 
     pub fn stat(&self) -> Result<Stat> {
@@ -194,12 +198,18 @@ impl Dir {
     /// Opens the subdirectory `name` without following it. A symlink or
     /// another type is refused with a message saying what it is.
     pub fn open_dir(&self, name: &OsStr) -> Result<Dir> {
+        self.open_dir_if_present(name)?.ok_or_else(|| Error::sys("open", self.child_path(name), Errno::ENOENT))
+    }
+
+    /// [`Dir::open_dir`], with `Ok(None)` when `name` does not exist (no
+    /// error is built for the expected case).
+    pub fn open_dir_if_present(&self, name: &OsStr) -> Result<Option<Dir>> {
         let c = component(name)?;
-        let path = self.child_path(name);
         match openat(&self.fd, c.as_c_str(), DIR_FLAGS, Mode::empty()) {
-            Ok(fd) => Ok(Dir { fd, path }),
+            Ok(fd) => Ok(Some(Dir { fd, path: self.child_path(name) })),
+            Err(Errno::ENOENT) => Ok(None),
             Err(Errno::ENOTDIR | Errno::ELOOP) => Err(self.wrong_type(name, "a directory")),
-            Err(e) => Err(Error::sys("open", path, e)),
+            Err(e) => Err(Error::sys("open", self.child_path(name), e)),
         }
     }
 
@@ -286,10 +296,14 @@ impl Dir {
     }
 
     /// `unlinkat(dirfd, name, 0)`: removes a non-directory entry (a symlink
-    /// itself, never its target).
-    pub fn unlink_at(&self, name: &OsStr) -> Result<()> {
+    /// itself, never its target). `Ok(false)` if `name` does not exist.
+    pub fn unlink_at(&self, name: &OsStr) -> Result<bool> {
         let c = component(name)?;
-        unlinkat(&self.fd, c.as_c_str(), UnlinkatFlags::NoRemoveDir).map_err(|e| Error::sys("unlink", self.child_path(name), e))
+        match unlinkat(&self.fd, c.as_c_str(), UnlinkatFlags::NoRemoveDir) {
+            Ok(()) => Ok(true),
+            Err(Errno::ENOENT) => Ok(false),
+            Err(e) => Err(Error::sys("unlink", self.child_path(name), e)),
+        }
     }
 
     /// `unlinkat(dirfd, name, AT_REMOVEDIR)`: removes an empty directory.

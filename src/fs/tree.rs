@@ -94,10 +94,7 @@ impl Visit for Remove {
     fn leaf(&mut self, dir: &Dir, name: &OsStr, _: Stat) -> Result<()> {
         // Removing a name never touches what it points to: a symlink,
         // a FIFO or a hard link to a file elsewhere is just unlinked.
-        match dir.unlink_at(name) {
-            Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => Ok(()),
-            r => r,
-        }
+        dir.unlink_at(name).map(drop)
     }
     fn leave(&mut self, parent: &Dir, name: &OsStr, dir: Dir) -> Result<()> {
         drop(dir);
@@ -114,8 +111,7 @@ pub fn remove_tree(parent: &Dir, name: &OsStr, limits: Limits) -> Result<bool> {
         match parent.stat_at(name)? {
             None => return Ok(false),
             Some(st) if st.kind != Kind::Dir => {
-                parent.unlink_at(name)?;
-                return Ok(true);
+                return parent.unlink_at(name);
             }
             Some(_) => {}
         }

@@ -212,8 +212,8 @@ fn slot_content_matches_the_renderer_and_the_skeleton_is_seeded() {
     t.profile("coder", Some(r#"{"gateway_state": "running"}"#));
     reconcile(&t.cfg());
     let slot = t.slot("coder");
-    let rendered = slot::render(&Profile::parse(b"coder").unwrap(), &RunAs::new("hermes").unwrap(), Start::Up);
-    for f in &rendered.files {
+    let content = slot::render(&RunAs::new("hermes").unwrap(), Start::Up);
+    for f in &content.files {
         assert_eq!(std::fs::read(slot.join(f.path())).unwrap(), &f.data[..], "{}", f.path());
         assert_eq!(std::fs::metadata(slot.join(f.path())).unwrap().permissions().mode() & 0o7777, f.mode);
     }

@@ -191,10 +191,10 @@ fn register(ctx: &Ctx, p: &Profile, down: bool) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let rendered = slot::render(p, &run_as, if down { Start::Down } else { Start::Up });
+    let content = slot::render(&run_as, if down { Start::Down } else { Start::Up });
     let dir = scandir.child_path(slot::name(p).as_ref());
     let dir = printable(&dir.to_string_lossy()).into_owned();
-    match lifecycle::register(&scandir, &rendered, owner, &ctx.deadline) {
+    match lifecycle::register(&scandir, p, &content, owner, &ctx.deadline) {
         Ok(Registered::Supervised) => ExitCode::SUCCESS,
         Ok(Registered::Already) => msg::fatal(PROG, exit::NEGATIVE, format_args!("gateway '{p}' is already registered: {dir}")),
         Ok(Registered::TimedOut) => msg::fatal(
