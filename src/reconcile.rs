@@ -217,14 +217,15 @@ enum Item<'a> {
     Named(&'a OsStr, Option<Kind>),
 }
 
-/// How many threads build slots: one per 4 profiles (none below 8), at
-/// most one per CPU and at most 8 (tmpfs scales with cores; a thread costs
-/// tens of µs).
+/// How many threads build slots: one per 8 profiles (none below 16), at
+/// most one per CPU and at most 8. tmpfs scales with cores, but starting
+/// and joining a thread costs about as much as a few slots: below 16
+/// profiles one thread is faster (`bench/RESULTS.md`).
 fn workers(profiles: usize) -> usize {
-    if profiles < 8 {
+    if profiles < 16 {
         return 1;
     }
-    cpus().min(8).min(profiles / 4).max(1)
+    cpus().min(8).min(profiles / 8).max(1)
 }
 
 /// The CPUs this process may run on: `sched_getaffinity`, one system call

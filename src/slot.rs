@@ -30,7 +30,7 @@
 //! is renamed aside to `.gateway-<profile>.tmp.stale-<ns>` and reported.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::PathBuf;
@@ -373,7 +373,7 @@ pub struct Builder<'a> {
     sync: Sync,
     parent: skeleton::Parent,
     /// The scan directory's entries when it was listed ([`Builder::knowing`]).
-    listed: Option<HashSet<OsString>>,
+    listed: Option<BTreeSet<OsString>>,
 }
 
 /// Builds `slot` in `scandir` and publishes it: [`Builder::install`] for
@@ -403,7 +403,7 @@ impl<'a> Builder<'a> {
     /// for an existing one first (one system call less per slot at boot).
     /// Nothing is lost if one was published since: the publishing rename
     /// never replaces blindly ([`publish::publish_with`]).
-    pub fn knowing(self, entries: HashSet<OsString>) -> Builder<'a> {
+    pub fn knowing(self, entries: BTreeSet<OsString>) -> Builder<'a> {
         Builder { listed: Some(entries), ..self }
     }
 
@@ -574,7 +574,7 @@ pub struct Swept {
     /// What could not be removed.
     pub leftovers: Vec<Leftover>,
     /// Every other entry (the slots among them), for [`Builder::knowing`].
-    pub entries: HashSet<OsString>,
+    pub entries: BTreeSet<OsString>,
 }
 
 /// Clears what interrupted builds left in `scandir`, for every profile:

@@ -3,8 +3,11 @@
  * home, no checks, no fsync, umask 0, one thread): a staging directory,
  * type, run, finish, down, log/run, event/ + supervise/ + supervise/control
  * in the slot and in log/, then the rename. Prints microseconds per slot.
- * Used by `bench/run reconcile` to put hermes-reconcile's numbers in context.
- *   cc -O2 -o slot_floor slot_floor.c && ./slot_floor DIR N */
+ * With WORKERS (default 1), that many processes share the N slots, in the
+ * same DIR, as hermes-reconcile's threads do; the time is the wall time of
+ * all of them. Used by `bench/run reconcile` to put hermes-reconcile's
+ * numbers in context.
+ *   cc -O2 -o slot_floor slot_floor.c && ./slot_floor DIR N [WORKERS] */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
@@ -12,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char text[600];
@@ -31,16 +35,9 @@ static void skeleton(int dir) {
     close(sup);
 }
 
-int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: slot_floor DIR N\n"); return 100; }
-    int n = atoi(argv[2]);
-    int scan = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (scan < 0) { perror(argv[1]); return 111; }
-    umask(0);
-    memset(text, 'x', sizeof text);
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int i = 0; i < n; i++) {
+/* Builds slots first, first + step, ... below n. */
+static int build(int scan, int first, int step, int n) {
+    for (int i = first; i < n; i += step) {
         char tmp[64], real[64];
         snprintf(tmp, sizeof tmp, ".gateway-p%d.tmp", i);
         snprintf(real, sizeof real, "gateway-p%d", i);
@@ -59,7 +56,28 @@ int main(int argc, char **argv) {
         close(slot);
         if (renameat2(scan, tmp, scan, real, RENAME_NOREPLACE) != 0) { perror(real); return 111; }
     }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3 && argc != 4) { fprintf(stderr, "usage: slot_floor DIR N [WORKERS]\n"); return 100; }
+    int n = atoi(argv[2]), workers = argc == 4 ? atoi(argv[3]) : 1;
+    if (n < 1 || workers < 1) { fprintf(stderr, "slot_floor: N and WORKERS must be positive\n"); return 100; }
+    int scan = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (scan < 0) { perror(argv[1]); return 111; }
+    umask(0);
+    memset(text, 'x', sizeof text);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int w = 1; w < workers; w++) {
+        pid_t pid = fork();
+        if (pid < 0) { perror("fork"); return 111; }
+        if (pid == 0) _exit(build(scan, w, workers, n));
+    }
+    int failed = build(scan, 0, workers, n), status;
+    while (wait(&status) > 0) failed |= !WIFEXITED(status) || WEXITSTATUS(status);
     clock_gettime(CLOCK_MONOTONIC, &t1);
+    if (failed) return 111;
     printf("%.1f\n", ((t1.tv_sec - t0.tv_sec) * 1e9 + (t1.tv_nsec - t0.tv_nsec)) / 1e3 / n);
     return 0;
 }
