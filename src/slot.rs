@@ -228,11 +228,15 @@ pub fn run_script(run_as: &RunAs) -> String {
         "#!/command/with-contenv sh
 # shellcheck shell=sh
 # A profile's gateway, built by hermes-s6 and rebuilt at every container boot.
-# The profile is this slot's name without \"gateway-\": gateway-default runs
-# the root profile, gateway-<name> the profile <name>.
+# The profile is this slot's name without \"gateway-\" (and without what
+# hermes-slot unregister adds when it moves the slot aside,
+# .gateway-<name>.tmp.gone-<n>): gateway-default runs the root profile,
+# gateway-<name> the profile <name>.
 set -e
 slot=${{PWD##*/}}
-profile=${{slot#gateway-}}
+slot=${{slot#.}}
+profile=${{slot%%.*}}
+profile=${{profile#gateway-}}
 if [ \"$profile\" = default ]; then
   set -- hermes gateway run --replace
 else
@@ -277,6 +281,8 @@ pub fn log_run_script(run_as: &RunAs) -> String {
 # HERMES_HOME read when it starts, the profile from the slot's name.
 slot=${{PWD%/log}}
 slot=${{slot##*/}}
+slot=${{slot#.}}
+slot=${{slot%%.*}}
 : \"${{HERMES_HOME:=/opt/data}}\"
 log_dir=\"$HERMES_HOME/logs/gateways/${{slot#gateway-}}\"
 if [ \"$(id -u)\" != 0 ]; then
@@ -683,6 +689,9 @@ mod tests {
             ("gateway-coder", "-p coder gateway run --replace"),
             ("gateway-a_b-0", "-p a_b-0 gateway run --replace"),
             ("gateway-gateway-x", "-p gateway-x gateway run --replace"),
+            // Moved aside by an unregister, and restarted before it is gone.
+            (".gateway-coder.tmp.gone-7", "-p coder gateway run --replace"),
+            (".gateway-default.tmp.gone-7", "gateway run --replace"),
         ] {
             let (got, root) = run_in("run", slot, &script, 10000);
             let data = root.join("data");
@@ -707,9 +716,9 @@ mod tests {
         assert!(l.contains(": \"${HERMES_HOME:=/opt/data}\"\n"));
         assert!(!l.contains("/opt/data/logs"), "no baked HERMES_HOME");
         assert!(l.contains("\ns6-setuidgid hermes mkdir -p \"$log_dir\"\ns6-setuidgid hermes rm -f \"$log_dir/lock\"\n"));
-        for slot in ["gateway-default", "gateway-coder"] {
+        for (slot, profile) in [("gateway-default", "default"), ("gateway-coder", "coder"), (".gateway-coder.tmp.gone-7", "coder")] {
             let (got, root) = run_in("log", &format!("{slot}/log"), &l, 10000);
-            let dir = root.join("data/logs/gateways").join(slot.trim_start_matches(PREFIX));
+            let dir = root.join("data/logs/gateways").join(profile);
             assert_eq!(got.split(" (cwd").next(), Some(format!("s6-log 1 n10 s1000000 T {}", dir.display()).as_str()));
             assert!(dir.is_dir(), "{slot}: the log directory is made");
             let _ = std::fs::remove_dir_all(root);
