@@ -70,8 +70,36 @@ pub enum Registered {
     RescanFailed { why: Unreachable, leftover: Option<(PathBuf, Error)> },
 }
 
+/// One register or unregister of a profile at a time, across processes:
+/// an exclusive `flock` on `.gateway-<p>.lck` in the scan directory
+/// (s6-svscan skips dot-names), removed again before it is let go. A
+/// second register then finds the slot registered, a second unregister
+/// finds it gone. The wait is bounded by the holder's own deadline.
+struct ProfileLock<'a> {
+    scandir: &'a Dir,
+    name: OsString,
+    _held: std::os::fd::OwnedFd,
+}
+
+impl ProfileLock<'_> {
+    fn take<'a>(scandir: &'a Dir, profile: &Profile) -> Result<ProfileLock<'a>> {
+        let name = OsString::from(slot::lock_name(profile));
+        let held = scandir.lock_file(&name)?;
+        Ok(ProfileLock { scandir, name, _held: held })
+    }
+}
+
+impl Drop for ProfileLock<'_> {
+    fn drop(&mut self) {
+        // Still held here (the fd closes after this): a waiter wakes on a
+        // removed file, sees it, and locks a fresh one.
+        let _ = self.scandir.unlink_at(&self.name);
+    }
+}
+
 /// Builds `slot` in `scandir`, publishes it, has it supervised.
 pub fn register(scandir: &Dir, profile: &Profile, content: &Content, owner: Owner, deadline: &Deadline) -> Result<Registered> {
+    let _locked = ProfileLock::take(scandir, profile)?;
     match slot::install(scandir, profile, content, owner, Existing::Refuse) {
         Ok(_) => {}
         Err(e) if slot::is_already_registered(&e) => {
@@ -201,6 +229,7 @@ pub enum Unregistered {
 /// earlier, interrupted unregister already took out of the scan
 /// (`.gateway-<p>.tmp.gone-*`) is finished too, so a rerun converges.
 pub fn unregister(scandir: &Dir, profile: &Profile, deadline: &Deadline) -> Result<Unregistered> {
+    let _locked = ProfileLock::take(scandir, profile)?;
     let name = OsString::from(slot::name(profile));
     let live = match scandir.stat_at(&name)? {
         None => false,

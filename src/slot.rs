@@ -58,6 +58,10 @@ pub const ASIDE_INFIX: &str = ".tmp.stale-";
 /// Infix of a slot taken out of the scan to be removed (`hermes-slot
 /// unregister`).
 pub const GONE_INFIX: &str = ".tmp.gone-";
+/// Suffix of the file `hermes-slot` locks while it changes a profile's
+/// slot (the same length as [`STAGING_SUFFIX`], so it fits wherever the
+/// staging name does).
+pub const LOCK_SUFFIX: &str = ".lck";
 /// The longest profile name that gets a slot: its staging name must fit
 /// in a file name (255 bytes); its slot name then fits s6-svscan's
 /// default `name_max` (251) too.
@@ -76,6 +80,11 @@ pub fn name(profile: &Profile) -> String {
 /// `.gateway-<profile>.tmp`.
 pub fn staging_name(profile: &Profile) -> String {
     format!("{STAGING_PREFIX}{profile}{STAGING_SUFFIX}")
+}
+
+/// `.gateway-<profile>.lck`.
+pub fn lock_name(profile: &Profile) -> String {
+    format!("{STAGING_PREFIX}{profile}{LOCK_SUFFIX}")
 }
 
 /// Whether a scan-directory entry is a staging directory or one moved
@@ -623,6 +632,9 @@ mod tests {
     fn names() {
         assert_eq!(name(&p("coder")), "gateway-coder");
         assert_eq!(staging_name(&p("coder")), ".gateway-coder.tmp");
+        assert_eq!(lock_name(&p("coder")), ".gateway-coder.lck");
+        assert!(!is_staging_name(b".gateway-coder.lck"), "never swept as a leftover");
+        assert!(!crate::scandir::is_leftover(std::ffi::OsStr::new(".gateway-coder.lck")));
         assert!(is_staging_name(b".gateway-coder.tmp"));
         assert!(is_staging_name(b".gateway-coder.tmp.stale-123"));
         assert!(!is_staging_name(b"gateway-coder"));

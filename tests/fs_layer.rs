@@ -133,6 +133,37 @@ fn untrusted_reads_never_block_or_follow() {
 }
 
 #[test]
+fn a_lock_file_is_exclusive_refuses_non_files_and_survives_removal() {
+    let s = Scratch::new("lock");
+    let dir = Dir::open(s.path()).unwrap();
+    let held = dir.lock_file(os("l")).unwrap();
+    // Another open file description cannot take it while it is held.
+    let other = std::fs::File::open(s.join("l")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock on an fd we own.
+    let r = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!((r, nix::errno::Errno::last()), (-1, nix::errno::Errno::EWOULDBLOCK), "held exclusively");
+    // A waiter woken on a file its holder removed locks the new one.
+    let waiter = std::thread::spawn({
+        let path = s.path().to_path_buf();
+        move || {
+            let dir = Dir::open(&path).unwrap();
+            let fd = dir.lock_file(os("l")).unwrap();
+            nix::sys::stat::fstat(&fd).unwrap().st_ino
+        }
+    });
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert!(dir.unlink_at(os("l")).unwrap());
+    drop(held);
+    let ino = waiter.join().unwrap();
+    assert_eq!(std::fs::metadata(s.join("l")).unwrap().ino(), ino, "the waiter holds the file that is there");
+    nix::unistd::mkfifo(&s.join("fifo"), nix::sys::stat::Mode::from_bits_truncate(0o666)).unwrap();
+    assert!(dir.lock_file(os("fifo")).unwrap_err().to_string().contains("is a FIFO, expected a regular file"));
+    symlink("/etc/passwd", s.join("link")).unwrap();
+    assert!(dir.lock_file(os("link")).unwrap_err().to_string().contains("is a symlink"));
+}
+
+#[test]
 fn names_must_be_single_components() {
     let s = Scratch::new("names");
     let dir = Dir::open(s.path()).unwrap();

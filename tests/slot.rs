@@ -462,3 +462,36 @@ fn kill_9_at_random_moments_then_a_rerun_converges() {
     eprintln!("{} of 100 commands killed before they ended", killed.get());
     assert!(killed.get() >= 30, "only {} of 100 commands were killed before they ended", killed.get());
 }
+
+/// Two commands on the same profile at once (a user's retry racing the
+/// first try): two registers give one slot and one "already registered",
+/// two unregisters both end with nothing left; never an error of the
+/// other's making (DESIGN: nothing lost, clear errors).
+#[test]
+fn the_same_profile_twice_at_once() {
+    if !root_or_skip("the_same_profile_twice_at_once") {
+        return;
+    }
+    let sc = Scanner::new("slot-same");
+    let spawn = |args: &[&str]| {
+        let mut c = Command::new(TOOL);
+        c.arg("-s").arg(sc.scan()).args(["-u", USER]).args(args).uid(UID).gid(GID);
+        c.stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap()
+    };
+    for round in 0..20 {
+        let (a, b) = (spawn(&["register", "-d", "s"]), spawn(&["register", "-d", "s"]));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        let mut codes = [a.status.code(), b.status.code()];
+        codes.sort();
+        assert_eq!(codes, [Some(0), Some(1)], "round {round}: registers: {} | {}", stderr(&a), stderr(&b));
+        let refused = if a.status.code() == Some(1) { &a } else { &b };
+        assert!(stderr(refused).contains("already registered"), "round {round}: {}", stderr(refused));
+        assert!(Command::new("s6-svok").arg(sc.slot("s")).status().unwrap().success(), "round {round}: supervised");
+        let (a, b) = (spawn(&["unregister", "s"]), spawn(&["unregister", "s"]));
+        let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+        assert!(a.status.success() && b.status.success(), "round {round}: unregisters: {} | {}", stderr(&a), stderr(&b));
+        let left: Vec<_> = std::fs::read_dir(sc.scan()).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(left, [".s6-svscan"], "round {round}: nothing left");
+        assert!(supervisors_in(&sc.scan()).is_empty(), "round {round}: no supervisor left");
+    }
+}

@@ -306,6 +306,42 @@ impl Dir {
         }
     }
 
+    /// Takes an exclusive `flock` on the regular file `name`, created empty
+    /// (mode 0644) if absent, waiting while another process holds it. The
+    /// lock lasts as long as the returned fd. Once locked, `name` is
+    /// checked to still be the locked file: a holder may remove the file
+    /// before it lets go (see [`Dir::unlink_at`]), and a waiter then locks
+    /// the file that is there now. Not followed if a symlink, never blocks
+    /// opening a FIFO, refused unless a regular file.
+    pub fn lock_file(&self, name: &OsStr) -> Result<OwnedFd> {
+        let c = component(name)?;
+        let flags = OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+        // Each retry means another process removed the file meanwhile.
+        for _ in 0..100 {
+            let fd = match openat(&self.fd, c.as_c_str(), flags, Mode::from_bits_truncate(0o644)) {
+                Ok(fd) => fd,
+                Err(Errno::ELOOP) => return Err(Error::refused("lock", self.child_path(name), "is a symlink")),
+                Err(e) => return Err(Error::sys("open", self.child_path(name), e)),
+            };
+            let st = fstat(&fd).map(Stat::from).map_err(|e| Error::sys("stat", self.child_path(name), e))?;
+            if st.kind != Kind::File {
+                return Err(Error::refused("lock", self.child_path(name), format!("{}, expected a regular file", describe(st.kind))));
+            }
+            loop {
+                // SAFETY: flock on an fd we own.
+                match Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }) {
+                    Ok(_) => break,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(Error::sys("lock", self.child_path(name), e)),
+                }
+            }
+            if matches!(self.stat_at(name)?, Some(now) if now.same_inode(&st)) {
+                return Ok(fd);
+            }
+        }
+        Err(Error::refused("lock", self.child_path(name), "keeps being replaced"))
+    }
+
     /// `unlinkat(dirfd, name, AT_REMOVEDIR)`: removes an empty directory.
     pub fn rmdir_at(&self, name: &OsStr) -> Result<()> {
         let c = component(name)?;
