@@ -54,7 +54,7 @@ impl Stat {
             mode: st.st_mode & 0o7777,
             uid: st.st_uid,
             gid: st.st_gid,
-            nlink: st.st_nlink as u64,
+            nlink: u64::from(st.st_nlink),
             size: st.st_size as u64,
             dev: st.st_dev,
             ino: st.st_ino,

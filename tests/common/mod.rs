@@ -79,8 +79,11 @@ pub fn ids(p: &Path) -> [u32; 4] {
     [s.0, s.1, s.2, s.3]
 }
 
+/// A path and its snapshot ([`snap`]).
+pub type Snapped = (PathBuf, (u32, u32, u32, u32, i64, i64));
+
 /// Every path below `root` with its snapshot, sorted.
-pub fn tree_snap(root: &Path) -> Vec<(PathBuf, (u32, u32, u32, u32, i64, i64))> {
+pub fn tree_snap(root: &Path) -> Vec<Snapped> {
     let mut out = vec![(root.to_path_buf(), snap(root))];
     let mut todo = vec![root.to_path_buf()];
     while let Some(d) = todo.pop() {
