@@ -54,7 +54,9 @@ impl Stat {
             mode: st.st_mode & 0o7777,
             uid: st.st_uid,
             gid: st.st_gid,
-            nlink: u64::from(st.st_nlink),
+            // u64 on x86_64, u32 on some other targets.
+            #[allow(clippy::unnecessary_cast)]
+            nlink: st.st_nlink as u64,
             size: st.st_size as u64,
             dev: st.st_dev,
             ino: st.st_ino,
