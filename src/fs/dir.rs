@@ -316,19 +316,9 @@ impl Dir {
     /// the file that is there now. Not followed if a symlink, never blocks
     /// opening a FIFO, refused unless a regular file.
     pub fn lock_file(&self, name: &OsStr) -> Result<OwnedFd> {
-        let c = component(name)?;
-        let flags = OFlag::O_RDONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
         // Each retry means another process removed the file meanwhile.
         for _ in 0..100 {
-            let fd = match openat(&self.fd, c.as_c_str(), flags, Mode::from_bits_truncate(0o644)) {
-                Ok(fd) => fd,
-                Err(Errno::ELOOP) => return Err(Error::refused("lock", self.child_path(name), "is a symlink")),
-                Err(e) => return Err(Error::sys("open", self.child_path(name), e)),
-            };
-            let st = fstat(&fd).map(Stat::from).map_err(|e| Error::sys("stat", self.child_path(name), e))?;
-            if st.kind != Kind::File {
-                return Err(Error::refused("lock", self.child_path(name), format!("{}, expected a regular file", describe(st.kind))));
-            }
+            let (fd, st) = self.create_regular(name, OFlag::O_RDONLY, 0o644, "lock")?;
             loop {
                 // SAFETY: flock on an fd we own.
                 match Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }) {
@@ -378,20 +368,9 @@ impl Dir {
     /// symlink, never blocks on a FIFO, refused unless it is a regular file
     /// with one link and at most `cap` bytes. `Ok(None)` when absent.
     pub fn read_file(&self, name: &OsStr, cap: u64) -> Result<Option<Vec<u8>>> {
-        let c = component(name)?;
         // Built only for a message: no allocation on success.
         let path = || self.child_path(name);
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-        let fd = match openat(&self.fd, c.as_c_str(), flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => return Ok(None),
-            Err(Errno::ELOOP) => return Err(Error::refused("read", path(), "is a symlink")),
-            Err(e) => return Err(Error::sys("open", path(), e)),
-        };
-        let st = fstat(&fd).map(Stat::from).map_err(|e| Error::sys("stat", path(), e))?;
-        if st.kind != Kind::File {
-            return Err(Error::refused("read", path(), format!("{}, expected a regular file", describe(st.kind))));
-        }
+        let Some((fd, st)) = self.open_regular(name, OFlag::O_RDONLY, 0, "read")? else { return Ok(None) };
         if st.nlink != 1 {
             return Err(Error::refused("read", path(), format!("has {} hard links", st.nlink)));
         }
@@ -555,25 +534,40 @@ impl Dir {
     /// symlink, never blocks on a FIFO, refused unless a regular file with
     /// one link. Returns the file's stat as opened.
     pub fn append_file(&self, name: &OsStr, mode: u32, data: &[u8]) -> Result<Stat> {
-        let c = component(name)?;
         // Built only for a message: no allocation on success.
         let path = || self.child_path(name);
-        let flags =
-            OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
-        let fd = match openat(&self.fd, c.as_c_str(), flags, Mode::from_bits_truncate(mode)) {
-            Ok(fd) => fd,
-            Err(Errno::ELOOP) => return Err(Error::refused("append to", path(), "is a symlink")),
-            Err(e) => return Err(Error::sys("open", path(), e)),
-        };
-        let st = fstat(&fd).map(Stat::from).map_err(|e| Error::sys("stat", path(), e))?;
-        if st.kind != Kind::File {
-            return Err(Error::refused("append to", path(), format!("{}, expected a regular file", describe(st.kind))));
-        }
+        let (fd, st) = self.create_regular(name, OFlag::O_WRONLY | OFlag::O_APPEND, mode, "append to")?;
         if st.nlink != 1 {
             return Err(Error::refused("append to", path(), format!("has {} hard links", st.nlink)));
         }
         std::fs::File::from(fd).write_all(data).map_err(|e| Error::sys("write", path(), io_errno(&e)))?;
         Ok(st)
+    }
+
+    /// Opens the entry `name` as a regular file, `flags` added to
+    /// `O_NOFOLLOW`, `O_NONBLOCK`, `O_NOCTTY` and `O_CLOEXEC` (`mode` for
+    /// `O_CREAT`): never through a symlink, never blocking on a FIFO;
+    /// anything but a regular file is refused, `op` saying what was
+    /// attempted. `Ok(None)` when absent.
+    fn open_regular(&self, name: &OsStr, flags: OFlag, mode: u32, op: &'static str) -> Result<Option<(OwnedFd, Stat)>> {
+        let c = component(name)?;
+        let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+        let fd = match openat(&self.fd, c.as_c_str(), flags, Mode::from_bits_truncate(mode)) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => return Err(Error::refused(op, self.child_path(name), "is a symlink")),
+            Err(e) => return Err(Error::sys("open", self.child_path(name), e)),
+        };
+        let st = fstat(&fd).map(Stat::from).map_err(|e| Error::sys("stat", self.child_path(name), e))?;
+        if st.kind != Kind::File {
+            return Err(Error::refused(op, self.child_path(name), format!("{}, expected a regular file", describe(st.kind))));
+        }
+        Ok(Some((fd, st)))
+    }
+
+    /// [`Dir::open_regular`] with `O_CREAT`: the file exists afterwards.
+    fn create_regular(&self, name: &OsStr, flags: OFlag, mode: u32, op: &'static str) -> Result<(OwnedFd, Stat)> {
+        self.open_regular(name, flags | OFlag::O_CREAT, mode, op)?.ok_or_else(|| Error::sys("open", self.child_path(name), Errno::ENOENT))
     }
 
     /// The directory's fd, for `*at` calls the layer does not wrap.
