@@ -274,17 +274,11 @@ const MAX_SCANDIR: usize = 200_000;
 /// `aside`: prune its supervisors, wait until they have exited, remove it.
 fn finish(scandir: &Dir, aside: &OsStr, deadline: &Deadline) -> Result<Unregistered> {
     let left_at = scandir.child_path(aside);
-    let svc = match scandir.open_dir(aside) {
-        Ok(d) => d,
+    let Some(svc) = scandir.open_dir_if_present(aside)? else {
         // Finished by someone else meanwhile.
-        Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(Unregistered::Removed),
-        Err(e) => return Err(e),
+        return Ok(Unregistered::Removed);
     };
-    let log = match svc.open_dir(OsStr::new(s6::LOG)) {
-        Ok(d) => Some(d),
-        Err(e) if e.errno() == Some(Errno::ENOENT) => None,
-        Err(e) => return Err(e),
-    };
+    let log = svc.open_dir_if_present(OsStr::new(s6::LOG))?;
     let mut watches = Vec::new();
     for d in std::iter::once(&svc).chain(log.as_ref()) {
         watches.extend(LockWatch::new(d)?);
@@ -486,10 +480,5 @@ pub fn observe(scandir: &Dir, profile: &Profile) -> Result<Observed> {
 /// Opens `profile`'s slot; `None` when there is none. Anything but a
 /// directory under that name is refused.
 pub fn open_slot(scandir: &Dir, profile: &Profile) -> Result<Option<Dir>> {
-    let name = OsString::from(slot::name(profile));
-    match scandir.open_dir(&name) {
-        Ok(d) => Ok(Some(d)),
-        Err(e) if e.errno() == Some(Errno::ENOENT) => Ok(None),
-        Err(e) => Err(e),
-    }
+    scandir.open_dir_if_present(OsStr::new(&slot::name(profile)))
 }

@@ -289,15 +289,14 @@ fn conform<P: Pinned>(obj: &mut P, st: Stat, want: &Want, act: Act, log: &mut Ve
 pub fn conform_dir(parent: &Dir, name: &str, want: &Want, dev: Option<u64>, act: Act, log: &mut Vec<Change>) -> Result<Found<Dir>> {
     let name = OsStr::new(name);
     // Open first: the common case (it exists) costs no extra stat.
-    let (mut dir, created) = match parent.open_dir(name) {
-        Ok(dir) => (dir, false),
-        Err(e) if e.errno() != Some(Errno::ENOENT) => return Err(e),
-        Err(_) if act == Act::Check => {
+    let (mut dir, created) = match parent.open_dir_if_present(name)? {
+        Some(dir) => (dir, false),
+        None if act == Act::Check => {
             log.push(Change::Create { path: parent.child_path(name), kind: Kind::Dir });
             log_fresh(parent.child_path(name), want, log);
             return Ok(Found::Absent);
         }
-        Err(_) => {
+        None => {
             let created = parent.mkdir_at(name, 0o700)?;
             (parent.open_dir(name)?, created)
         }

@@ -115,11 +115,9 @@ pub fn open_home(hermes_home: &Path, profile: &Profile) -> crate::Result<Option<
     if profile.is_root() {
         return Ok(Some(root));
     }
-    let home = root.open_dir(OsStr::new(PROFILES)).and_then(|p| p.open_dir(OsStr::new(profile.as_str())));
-    match home {
-        Ok(d) => Ok(Some(d)),
-        Err(e) if absent(&e) => Ok(None),
-        Err(e) => Err(e),
+    match root.open_dir_if_present(OsStr::new(PROFILES))? {
+        Some(profiles) => profiles.open_dir_if_present(OsStr::new(profile.as_str())),
+        None => Ok(None),
     }
 }
 

@@ -312,9 +312,9 @@ type Listing = Vec<(OsString, Option<Kind>)>;
 /// `profiles/` and its entries in byte order, with their types from the
 /// directory listing. `None` when there is no usable `profiles/`.
 fn list_profiles(home: &Dir, warn: Warn<'_>) -> Option<(Dir, Listing)> {
-    let profiles = match home.open_dir(OsStr::new(PROFILES)) {
-        Ok(d) => d,
-        Err(e) if e.errno() == Some(Errno::ENOENT) => return None,
+    let profiles = match home.open_dir_if_present(OsStr::new(PROFILES)) {
+        Ok(Some(d)) => d,
+        Ok(None) => return None,
         Err(e) => {
             warn_with(warn, &e, "no named profile reconciled");
             return None;

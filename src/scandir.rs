@@ -126,10 +126,9 @@ fn components(path: &Path) -> Result<(Dir, Vec<&OsStr>)> {
 pub fn open_strict(path: &Path) -> Result<Option<Dir>> {
     let (mut dir, names) = components(path)?;
     for name in names {
-        match dir.open_dir(name) {
-            Ok(next) => dir = next,
-            Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => return Ok(None),
-            Err(e) => return Err(e),
+        match dir.open_dir_if_present(name)? {
+            Some(next) => dir = next,
+            None => return Ok(None),
         }
     }
     Ok(Some(dir))
