@@ -181,22 +181,22 @@ impl Run<'_> {
             }
             Err(e) => return self.fail(&e),
         };
-        let listed = set.stat().and_then(|st| Ok((st.dev, set.entries(MAX_SERVICES)?)));
-        let (dev, mut names) = match listed {
+        let listed = set.mount_id().and_then(|mount| Ok((mount, set.entries(MAX_SERVICES)?)));
+        let (mount, mut names) = match listed {
             Ok(x) => x,
             Err(e) => return self.fail(&e),
         };
         names.retain(|n| perms::is_static_service(n));
         names.sort();
         for name in names {
-            if let Err(e) = self.service_pair(&set, &name, dev) {
+            if let Err(e) = self.service_pair(&set, &name, mount) {
                 self.fail(&e);
             }
         }
     }
 
     /// One entry of the set: the service, then its `log/` if it has one.
-    fn service_pair(&mut self, set: &Dir, name: &OsStr, dev: u64) -> crate::Result<()> {
+    fn service_pair(&mut self, set: &Dir, name: &OsStr, mount: u64) -> crate::Result<()> {
         match set.stat_at(name)? {
             // Gone since the listing: nothing to do.
             None => return Ok(()),
@@ -206,19 +206,19 @@ impl Run<'_> {
             Some(_) => {}
         }
         let svc = set.open_dir(name)?;
-        self.service(&svc, dev)?;
+        self.service(&svc, mount)?;
         let log = OsStr::new(s6::LOG);
         match svc.stat_at(log)? {
-            Some(st) if st.kind == Kind::Dir => self.service(&svc.open_dir(log)?, dev),
+            Some(st) if st.kind == Kind::Dir => self.service(&svc.open_dir(log)?, mount),
             Some(st) if st.kind == Kind::Symlink => Err(Error::refused("use", svc.child_path(log), "is a symlink")),
             // No logger (s6-svscan ignores a non-directory log too).
             _ => Ok(()),
         }
     }
 
-    fn service(&mut self, svc: &Dir, dev: u64) -> crate::Result<()> {
+    fn service(&mut self, svc: &Dir, mount: u64) -> crate::Result<()> {
         let mut log = Vec::new();
-        let answer = perms::service(svc, self.gid, &self.cred, Some(dev), self.args.act, &mut log);
+        let answer = perms::service(svc, self.gid, &self.cred, Some(mount), self.args.act, &mut log);
         // What was done before a failure is reported too.
         self.changed(&log);
         let answer = answer?;
