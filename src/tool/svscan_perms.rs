@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use nix::errno::Errno;
 
+use crate::boot_check;
 use crate::cli::{self, Arg};
 use crate::error::Error;
 use crate::fs::{Dir, Kind};
@@ -22,7 +23,7 @@ use crate::user;
 
 pub const PROG: &str = "hermes-svscan-perms";
 pub const USAGE: &str =
-    "hermes-svscan-perms [ -n ] [ -v ] [ -t isolated|shared ] [ -u user ] [ -r servicedirs ] [ -s scandir ] [ -d user_scandir ]";
+    "hermes-svscan-perms [ -n ] [ -v ] [ -t isolated|shared ] [ -u user ] [ -r servicedirs ] [ -s scandir ] [ -d user_scandir ] [ -b ]";
 
 /// Services read from the service-directory set, at most (s6-svscan 2.12+
 /// caps a scan at 160000 services, loggers included).
@@ -40,6 +41,8 @@ enum Topology {
 #[derive(Debug, PartialEq, Eq)]
 struct Args {
     act: Act,
+    /// `-b`: only the boot doctor's `condition:` lines (crate::boot_check).
+    boot: bool,
     verbose: bool,
     topology: Topology,
     user: String,
@@ -54,6 +57,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
     let mut p = cli::parser(argv);
     let mut args = Args {
         act: Act::Change,
+        boot: false,
         verbose: false,
         topology: Topology::Isolated,
         user: "hermes".into(),
@@ -70,6 +74,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
     while let Some(arg) = p.next()? {
         match arg {
             Arg::Short('n') => args.act = Act::Check,
+            Arg::Short('b') => args.boot = true,
             Arg::Short('v') => args.verbose = true,
             Arg::Short('t') => {
                 args.topology = match cli::string(p.value()?, "topology")?.as_str() {
@@ -96,6 +101,9 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(cli::Parsed::Help) => return msg::help(USAGE),
         Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
     };
+    if args.boot {
+        return boot_doctor(&args);
+    }
     if !nix::unistd::geteuid().is_root() {
         return msg::fatal(PROG, exit::PERMANENT, "must run as root");
     }
@@ -127,6 +135,28 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         0
     };
     ExitCode::from(code)
+}
+
+/// `-b`: one line per real-boot condition present, on stdout; exit 1 if
+/// there is any. Changes nothing and runs as any user (some checks then
+/// say what they could not read).
+fn boot_doctor(args: &Args) -> ExitCode {
+    let paths = boot_check::Paths {
+        servicedirs: args.servicedirs.clone(),
+        scandirs: vec![args.scandir.clone(), args.user_scandir.clone()],
+        ..boot_check::Paths::default()
+    };
+    let lines = boot_check::conditions(&paths, std::env::var_os("PATH").as_deref());
+    let mut out = std::io::stdout().lock();
+    for line in &lines {
+        if writeln!(out, "{line}").is_err() {
+            return ExitCode::from(exit::SYSTEM);
+        }
+    }
+    if out.flush().is_err() {
+        return ExitCode::from(exit::SYSTEM);
+    }
+    ExitCode::from(if lines.is_empty() { 0 } else { exit::NEGATIVE })
 }
 
 /// One run: the outcome so far, and how to report.
@@ -361,6 +391,7 @@ mod tests {
             a,
             Args {
                 act: Act::Change,
+                boot: false,
                 verbose: false,
                 topology: Topology::Isolated,
                 user: "hermes".into(),
