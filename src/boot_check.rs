@@ -47,6 +47,8 @@ const OUR_SERVICES: [&str; 2] = ["dashboard", "profile-gateways"];
 const DEFAULT_BUNDLEDIR: &str = "/etc/s6-overlay/user-bundles.d";
 /// Values stored in the container environment are small; more is not one.
 const ENV_VALUE_CAP: u64 = 64 * 1024;
+/// s6-overlay's `S6_KILL_GRACETIME` when unset (ms).
+const DEFAULT_KILL_GRACETIME_MS: u64 = 3000;
 /// Entries of a scan directory looked at, at most.
 const SCANDIR_MAX: usize = 200_000;
 
@@ -60,6 +62,7 @@ pub fn conditions(paths: &Paths, path: Option<&OsStr>) -> Vec<String> {
     non_root(paths, &mut out);
     command_on_path(path, &mut out);
     scandir_entries(paths, &mut out);
+    grace_times(paths, &mut out);
     out
 }
 
@@ -188,6 +191,25 @@ fn scandir_entries(paths: &Paths, out: &mut Vec<String>) {
                 Err(e) => out.push(format!("condition: {}: s6-svscan cannot stat it ({e})", dir.child_path(&n).display())),
             }
         }
+    }
+}
+
+/// Known only when the operator says how long the gateways need to shut
+/// down (`HERMES_GATEWAY_STOP_MS` in the container environment). Only the
+/// shared topology has an s6-side bound: its gateways are outside s6-rc and
+/// get `S6_KILL_GRACETIME` at the end. Isolated gateways go down with
+/// profile-gateways, without a limit: only docker's stop timeout, which
+/// the container cannot see, bounds them.
+fn grace_times(paths: &Paths, out: &mut Vec<String>) {
+    let Some(need) = container_env(paths, "HERMES_GATEWAY_STOP_MS").and_then(|v| v.parse::<u64>().ok()) else { return };
+    if container_env(paths, "HERMES_S6_TOPOLOGY").as_deref() != Some("shared") {
+        return;
+    }
+    let grace = container_env(paths, "S6_KILL_GRACETIME").and_then(|v| v.parse::<u64>().ok()).unwrap_or(DEFAULT_KILL_GRACETIME_MS);
+    if grace < need {
+        out.push(format!(
+            "condition: S6_KILL_GRACETIME={grace} ms is shorter than the {need} ms the gateways need (HERMES_GATEWAY_STOP_MS): docker stop SIGKILLs them mid-shutdown (raise it, and docker's stop timeout above it)"
+        ));
     }
 }
 

@@ -62,3 +62,15 @@ assert_rc 1 doctor
 assert_eq "condition: the container runs as uid 10000 (docker run --user): the boot skips what needs root (no s6-setuidgid, no permission grants), and gateways run as uid 10000" \
     "$ASSERT_OUT" "non-root container"
 emu_down "$EMU"
+
+# ---- grace times shorter than the gateways need (when the operator says)
+boot -e HERMES_S6_TOPOLOGY=shared -e HERMES_GATEWAY_STOP_MS=5000
+assert_eq ok "$(emu_wait_stage2 10000)" "shared boot"
+assert_rc 1 doctor
+assert_eq "condition: S6_KILL_GRACETIME=3000 ms is shorter than the 5000 ms the gateways need (HERMES_GATEWAY_STOP_MS): docker stop SIGKILLs them mid-shutdown (raise it, and docker's stop timeout above it)" \
+    "$ASSERT_OUT" "the default grace time is too short"
+emu_down "$EMU"
+boot -e HERMES_S6_TOPOLOGY=shared -e HERMES_GATEWAY_STOP_MS=5000 -e S6_KILL_GRACETIME=8000
+assert_eq ok "$(emu_wait_stage2 10000)" "shared boot, grace raised"
+assert_rc 0 doctor
+emu_down "$EMU"
