@@ -86,7 +86,7 @@ mkdir -p "$bad/etc/s6-overlay/s6-rc.d/first"
 printf '#!/bin/sh\nexit 0\n' >"$bad/etc/s6-overlay/s6-rc.d/first/run"
 printf '#!/bin/sh\nexit 125\n' >"$bad/etc/s6-overlay/s6-rc.d/first/finish"
 chmod 0755 "$bad/etc/s6-overlay/s6-rc.d/first"/*
-emu_boot -2 -o "$bad" -o "$img" -- echo CMD-RAN
+emu_boot -2 -o "$bad" -o "$img" -- sh -c 'echo CMD-RAN; exec sleep 1000000'
 assert_eq failed "$(emu_wait_stage2 10000)" "a longrun that dies before readiness with finish 125 fails the start"
 wait_until 5000 grep -q CMD-RAN "$EMU/svscan.log"
 out=$(log)
