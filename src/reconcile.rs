@@ -123,9 +123,10 @@ pub struct Outcome {
     /// Building a slot failed because the scan directory could not be
     /// written (read-only, full, permissions changed mid-run).
     pub scandir_unwritable: bool,
-    /// Multiplex rule: the named profiles folded into the root slot, and
-    /// whether that started it (not when the root is parked).
+    /// Multiplex rule: the named profiles folded into the root slot.
     pub folded: Vec<Profile>,
+    /// Multiplex rule: the root slot was started for them (not when the
+    /// root is parked).
     pub root_started_for_folded: bool,
 }
 
@@ -178,10 +179,6 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
     // serve the whole run.
     let contents = Contents { up: slot::render(&cfg.run_as, Start::Up), down: slot::render(&cfg.run_as, Start::Down) };
 
-    // The root profile, then the named ones in byte order. Slots are
-    // independent: they are built on a few threads and reported in this
-    // order. Each profile's directory is open only while it is reconciled
-    // (thousands of profiles must not exhaust fds).
     if let Some(scandir) = &scandir {
         sweep_undotted_staging(scandir, warn);
     }
@@ -196,19 +193,19 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
                 home.as_ref().and_then(|h| read_config(h, warn)).and_then(|c| c.multiplex_profiles)
             },
         );
+    // The root profile, then the named ones in byte order, are reported
+    // and logged. The named ones are reconciled first: under the multiplex
+    // rule the root's slot depends on them. Slots are independent: they
+    // are built on a few threads. Each profile's directory is open only
+    // while it is reconciled (thousands of profiles must not exhaust fds).
     let listed = home.as_ref().and_then(|h| list_profiles(h, warn));
-    let mut items = Vec::new();
-    if let Some((_, names)) = &listed {
-        items.extend(names.iter().map(|(name, kind)| Item::Named(name, *kind)));
-    }
-    // Named profiles first: under the multiplex rule the root's slot
-    // depends on them. The root is still reported and logged first.
-    let named = parallel_map(&items, workers(items.len() + 1), |item| {
+    let names: &[(OsString, Option<Kind>)] = listed.as_ref().map_or(&[], |(_, names)| names);
+    let named = parallel_map(names, workers(names.len() + 1), |(name, kind)| {
         let mut warnings: Vec<String> = Vec::new();
         let mut sink = |w: &dyn Display| warnings.push(w.to_string());
-        let Item::Named(name, kind) = *item;
+        let mut asked = None;
         let done = listed.as_ref().and_then(|(profiles, _)| {
-            let (profile, dir) = named_profile(profiles, name, kind, &mut sink)?;
+            let (profile, dir) = named_profile(profiles, name, *kind, &mut sink)?;
             let prior = read_prior(&dir, &mut sink);
             let running = state::autostarts(prior.as_deref());
             let (start, folded) = match cfg.policy {
@@ -219,18 +216,18 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
                     (n.starts(), n.folds())
                 }
             };
+            // The root serves it even if its own slot cannot be built.
+            asked = folded.then(|| profile.clone());
             let mut done = one(builder, &contents, profile, Some(&dir), prior, start, &mut sink);
             if let Some(e) = &mut done.entry {
                 e.folded_into_root = folded;
             }
             Some(done)
         });
-        (done, warnings)
+        (done, asked, warnings)
     });
-    // Folded only counts for a slot that was built: a profile whose slot
-    // failed is still a profile that asked to run.
-    let folded: Vec<Profile> =
-        named.iter().filter_map(|(d, _)| d.as_ref()?.entry.as_ref()).filter(|e| e.folded_into_root).map(|e| e.profile.clone()).collect();
+    let folded: Vec<Profile> = named.iter().filter_map(|(_, asked, _)| asked.clone()).collect();
+    let named = named.into_iter().map(|(done, _, warnings)| (done, warnings));
     let mut migrated = false;
     let mut root_started_for_folded = false;
     let root = {
@@ -279,12 +276,6 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
         }
     }
     Ok(Outcome { entries, migrated, scandir_unwritable, folded, root_started_for_folded })
-}
-
-/// One profile to reconcile.
-enum Item<'a> {
-    /// An entry of `profiles/`, with its type from the listing.
-    Named(&'a OsStr, Option<Kind>),
 }
 
 /// How many threads build slots: one per 8 profiles (none below 16), at
