@@ -642,11 +642,19 @@ pub fn undotted_staging(scandir: &Dir) -> Result<Vec<OsString>> {
     Ok(out)
 }
 
-/// Takes an undotted staging directory out of the scan (renamed to
-/// `.gateway-<p>.tmp.stale-<ns>`, which s6-svscan skips and whose
-/// supervisor it stops) and removes it; what cannot be removed yet (files
-/// a root supervisor made) stays under that dot-name for the boot sweeps.
+/// Takes an undotted staging directory out of the scan and removes it. A
+/// supervisor already running there is told to bring its service down
+/// and exit (`dx`, when we may write its control FIFO): a renamed service
+/// directory keeps its supervisor until s6-svscan prunes. Then it is
+/// renamed to `.gateway-<p>.tmp.stale-<ns>` (s6-svscan skips dot-names)
+/// and removed; what cannot be removed yet (files a root supervisor made)
+/// stays under that dot-name for the boot sweeps.
 pub fn retire_undotted(scandir: &Dir, name: &OsStr) -> Result<()> {
+    if let Ok(dir) = scandir.open_dir(name)
+        && s6::status::supervised(&dir).unwrap_or(false)
+    {
+        let _ = s6::control::svc(&dir, b"dx");
+    }
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     for n in 0..3u128 {
         let aside = OsString::from(format!(".{}.stale-{}", name.to_string_lossy(), nanos + n));

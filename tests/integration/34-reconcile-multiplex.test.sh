@@ -132,3 +132,7 @@ emu_user rm -f /opt/data/config.yaml
 assert_rc 0 reconcile HERMES_S6_BOOT_POLICY=multiplex
 assert_contains "$ASSERT_OUT" "hermes-reconcile: warning: removed $S/gateway-coder.tmp: a stale staging directory s6-svscan would supervise as a service" "warned"
 assert_eq "" "$(emu_root ls -A $S | grep 'coder\.tmp' || true)" "gone from the scan directory"
+# Its supervisor was told to bring it down and exit: the process is gone.
+sleeping() { emu_root sh -c 'for p in /proc/[0-9]*; do tr "\0" " " <"$p/cmdline" 2>/dev/null; echo; done' | grep -cx 'sleep 100000 ' || true; }
+no_sleeper() { [[ $(sleeping) == 0 ]]; }
+wait_until 5000 no_sleeper
