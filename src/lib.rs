@@ -17,6 +17,8 @@
 //! * [`truthy`]: the exact set of values that switch a feature on;
 //! * [`profile`], [`state`], [`container`]: profile names, the recorded
 //!   intent and lifecycle ledger (untrusted JSON), the container's command;
+//! * [`json_text`]: JSON read as Python reads it, members found by byte
+//!   span so that a rewrite keeps every other byte;
 //! * [`slot`]: a profile's gateway slot, rendered, built and published;
 //! * [`reconcile`]: the boot reconcile of every profile's slot;
 //! * [`lifecycle`]: a slot at run time: register, unregister, control,
@@ -33,6 +35,7 @@ pub mod container;
 pub mod error;
 pub mod exec;
 pub mod fs;
+pub mod json_text;
 pub mod layout;
 pub mod lifecycle;
 pub mod msg;

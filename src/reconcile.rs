@@ -115,6 +115,9 @@ pub struct Outcome {
     /// Building a slot failed because the scan directory could not be
     /// written (read-only, full, permissions changed mid-run).
     pub scandir_unwritable: bool,
+    /// Slots not built for a system reason (no space, no descriptors, …):
+    /// the run must fail (exit 111) even though the others were built.
+    pub system_failures: usize,
 }
 
 /// Where warnings go: one call per warning, one line each.
@@ -192,12 +195,24 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
         (done, warnings)
     });
     let mut entries = Vec::new();
-    let mut scandir_unwritable = false;
+    let (mut scandir_unwritable, mut system_failures) = (false, 0);
     for (done, warnings) in done {
         warnings.iter().for_each(|w| warn(w));
         if let Some(done) = done {
             scandir_unwritable |= done.unwritable;
+            system_failures += usize::from(done.system);
             entries.extend(done.entry);
+        }
+    }
+    // A failed build removes its staging directory, unless that failed
+    // too (no descriptor left to walk it): now that every other build has
+    // let its descriptors go, sweep again.
+    if system_failures > 0
+        && let Some(sd) = scandir.as_ref()
+    {
+        match slot::sweep_staging(sd) {
+            Ok(swept) => swept.leftovers.iter().for_each(|l| warn(l)),
+            Err(e) => warn(&e),
         }
     }
     if let Some(home) = &home {
@@ -206,7 +221,7 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
             warn_with(warn, &e, "the boot log is incomplete");
         }
     }
-    Ok(Outcome { entries, migrated: migrated.into_inner(), scandir_unwritable })
+    Ok(Outcome { entries, migrated: migrated.into_inner(), scandir_unwritable, system_failures })
 }
 
 /// One profile to reconcile.
@@ -394,6 +409,8 @@ struct Done {
     entry: Option<Entry>,
     /// The failure was the scan directory's.
     unwritable: bool,
+    /// The slot could not be built for a system reason.
+    system: bool,
 }
 
 /// The two contents a slot can have.
@@ -418,6 +435,7 @@ fn one(
     if let Some(builder) = builder {
         if let Some(dir) = dir {
             remove_stale_files(dir, warn);
+            state::sweep_stale_staging(dir).iter().for_each(|e| warn(e));
         }
         let content = if start { &contents.up } else { &contents.down };
         match builder.install(&entry.profile, content, Existing::Replace) {
@@ -428,12 +446,15 @@ fn one(
             Err(e) => {
                 let unwritable = cannot_write(builder.scandir(), &entry.profile, &e);
                 warn_with(warn, &e, &format!("{} not built", slot::name(&entry.profile)));
-                return Done { entry: None, unwritable };
+                // A refusal is the tree's content (a bad leftover); anything
+                // else is the system's (ENOSPC, EMFILE, EIO, …).
+                let system = !matches!(e.cause(), crate::error::Cause::Refused(_));
+                return Done { entry: None, unwritable, system };
             }
         }
         entry.prior_exit = dir.map(state::read_prior_exit).unwrap_or(PriorExit::Unknown);
     }
-    Done { entry: Some(entry), unwritable: false }
+    Done { entry: Some(entry), unwritable: false, system: false }
 }
 
 /// Whether a slot failed because its staging directory could not be
@@ -516,11 +537,7 @@ pub fn local_timestamp(epoch: i64) -> String {
 /// write), after rotating a log of [`ROTATE_AT`] bytes or more to `.1`
 /// (replacing an older `.1`). A failed rotation is a warning.
 pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, warn: Warn<'_>) -> Result<()> {
-    let logs_name = OsStr::new(LOGS);
-    if let (true, Owner::Chown { uid, gid }) = (home.mkdir_at(logs_name, 0o755)?, owner) {
-        home.open_node(logs_name)?.chown(uid, gid)?;
-    }
-    let logs = home.open_dir(logs_name)?;
+    let logs = user_dir(home, OsStr::new(LOGS), owner)?;
     let log = OsStr::new(BOOT_LOG);
     let full = matches!(logs.stat_at(log)?, Some(st) if st.kind == Kind::File && st.size >= ROTATE_AT);
     if full && let Err(e) = rename_at(&logs, log, &logs, OsStr::new(BOOT_LOG_OLD), Rename::Replace) {
@@ -532,13 +549,36 @@ pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, wa
         text.push_str(&log_line(&ts, e));
         text.push('\n');
     }
-    let st = logs.append_file(log, 0o644, text.as_bytes())?;
-    if let Owner::Chown { uid, gid } = owner
-        && st.uid != uid
-    {
-        logs.open_node(log)?.chown(uid, gid)?;
-    }
+    let chown = match owner {
+        Owner::Chown { uid, gid } => Some((uid, gid)),
+        Owner::Caller { .. } => None,
+    };
+    logs.append_file_for(log, 0o644, text.as_bytes(), chown)?;
     Ok(())
+}
+
+/// Opens the directory `name` in the user's `home`, made 0755 for the
+/// user if absent. Made by root, it is created 0700 (nobody else can enter
+/// it), opened without following, checked to be a directory only we could
+/// have made (ours, 0700, empty), then given to the user and opened up
+/// through that fd: a name the user swaps meanwhile is refused, never
+/// chowned.
+fn user_dir(home: &Dir, name: &OsStr, owner: Owner) -> Result<Dir> {
+    const PRIVATE: u32 = 0o700;
+    if !home.mkdir_at(name, PRIVATE)? {
+        return home.open_dir(name);
+    }
+    let dir = home.open_dir(name)?;
+    let st = dir.stat()?;
+    let euid = nix::unistd::geteuid().as_raw();
+    if st.uid != euid || st.mode != PRIVATE || dir.entries(0).is_err() {
+        return Err(Error::refused("make", dir.path(), "replaced while it was being made"));
+    }
+    if let Owner::Chown { uid, gid } = owner {
+        dir.chown(uid, gid)?;
+    }
+    dir.chmod(0o755)?;
+    Ok(dir)
 }
 
 #[cfg(test)]

@@ -368,10 +368,20 @@ impl Dir {
     /// symlink, never blocks on a FIFO, refused unless it is a regular file
     /// with one link and at most `cap` bytes. `Ok(None)` when absent.
     pub fn read_file(&self, name: &OsStr, cap: u64) -> Result<Option<Vec<u8>>> {
+        match self.read_file_stat(name, cap)? {
+            Some((_, st)) if st.nlink == 0 => Err(Error::refused("read", self.child_path(name), "has 0 hard links")),
+            other => Ok(other.map(|(data, _)| data)),
+        }
+    }
+
+    /// [`Dir::read_file`], with the stat of the inode read; a file with 0
+    /// links (replaced by a rename between our open and our fstat) is
+    /// returned too, for the caller to read again.
+    pub fn read_file_stat(&self, name: &OsStr, cap: u64) -> Result<Option<(Vec<u8>, Stat)>> {
         // Built only for a message: no allocation on success.
         let path = || self.child_path(name);
         let Some((fd, st)) = self.open_regular(name, OFlag::O_RDONLY, 0, "read")? else { return Ok(None) };
-        if st.nlink != 1 {
+        if st.nlink > 1 {
             return Err(Error::refused("read", path(), format!("has {} hard links", st.nlink)));
         }
         if st.size > cap {
@@ -405,7 +415,7 @@ impl Dir {
             return Err(Error::refused("read", path(), format!("larger than {cap} bytes")));
         }
         data.truncate(len);
-        Ok(Some(data))
+        Ok(Some((data, st)))
     }
 
     /// Creates the regular file `name` (it must not exist) for content
@@ -542,6 +552,43 @@ impl Dir {
         }
         std::fs::File::from(fd).write_all(data).map_err(|e| Error::sys("write", path(), io_errno(&e)))?;
         Ok(st)
+    }
+
+    /// [`Dir::append_file`] for `owner` (uid, gid), when root writes in
+    /// the user's directory: a file we create is given to `owner` through
+    /// the fd we made it with; an existing one must already be `owner`'s
+    /// (a root-owned file renamed in by the user is never appended to).
+    /// Nothing is done by name, so a name swapped meanwhile changes nothing.
+    pub fn append_file_for(&self, name: &OsStr, mode: u32, data: &[u8], owner: Option<(u32, u32)>) -> Result<Stat> {
+        // Built only for a message: no allocation on success.
+        let path = || self.child_path(name);
+        let Some((uid, gid)) = owner else { return self.append_file(name, mode, data) };
+        let append = OFlag::O_WRONLY | OFlag::O_APPEND;
+        // Each retry means the name came and went between two opens.
+        for _ in 0..100 {
+            let (fd, st, created) = match self.open_regular(name, append | OFlag::O_CREAT | OFlag::O_EXCL, mode, "append to") {
+                Ok(Some((fd, st))) => (fd, st, true),
+                Err(e) if e.errno() == Some(Errno::EEXIST) => match self.open_regular(name, append, 0, "append to")? {
+                    Some((fd, st)) => (fd, st, false),
+                    None => continue,
+                },
+                Err(e) => return Err(e),
+                Ok(None) => continue,
+            };
+            if st.nlink != 1 {
+                return Err(Error::refused("append to", path(), format!("has {} hard links", st.nlink)));
+            }
+            if !created && st.uid != uid {
+                return Err(Error::refused("append to", path(), format!("owned by uid {}, expected {uid}", st.uid)));
+            }
+            let mut file = std::fs::File::from(fd);
+            file.write_all(data).map_err(|e| Error::sys("write", path(), io_errno(&e)))?;
+            if created && (st.uid, st.gid) != (uid, gid) {
+                nix::unistd::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(|e| Error::sys("chown", path(), e))?;
+            }
+            return Ok(st);
+        }
+        Err(Error::refused("append to", path(), "keeps being replaced"))
     }
 
     /// Opens the entry `name` as a regular file, `flags` added to

@@ -121,7 +121,7 @@ fn the_intent_table_decides_started_or_registered_with_a_down_file() {
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
     assert!(
         warnings[0]
-            .ends_with("j-corrupt/gateway_state.json: not valid JSON (syntax error at line 1, column 2); treating as no prior state")
+            .ends_with("j-corrupt/gateway_state.json: not valid JSON (Expecting property name enclosed in double quotes at line 1, column 2); treating as no prior state")
     );
     assert!(warnings[1].ends_with("l-non-object/gateway_state.json: not a JSON object (an array); treating as no prior state"));
 }

@@ -303,9 +303,10 @@ fn control(ctx: &Ctx, p: &Profile, cmd: Command, wait: bool) -> ExitCode {
     if let Some(home) = &home {
         match state::record_desired(home, cmd.desired_state(), now.as_secs() as i64, owner) {
             Ok(Previous::Absent | Previous::Kept) => {}
-            Ok(Previous::Replaced(why)) => {
-                msg::warn(PROG, format_args!("{}: {why}; replaced", shown(&home.child_path(state::STATE_FILE.as_ref()))))
-            }
+            Ok(Previous::Replaced { why, kept_as }) => msg::warn(
+                PROG,
+                format_args!("{}: {why}; kept as {}, a fresh one written", shown(&home.child_path(state::STATE_FILE.as_ref())), shown(&kept_as)),
+            ),
             Err(e) => {
                 msg::warn(PROG, format_args!("{e}; desired_state not recorded"));
                 if code == OK {
