@@ -251,6 +251,12 @@ fn control(ctx: &Ctx, p: &Profile, cmd: Command, wait: bool) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
+    // One command on a profile at a time, its intent recorded before the
+    // next one is sent (released when this function returns).
+    let _locked = match lifecycle::lock_profile(&scandir, p) {
+        Ok(l) => l,
+        Err(e) => return msg::fatal(PROG, e.exit_code().max(exit::SYSTEM), e),
+    };
     let svc = match lifecycle::open_slot(&scandir, p) {
         Ok(Some(d)) => d,
         Ok(None) => return msg::fatal(PROG, exit::NEGATIVE, not_registered(p)),
