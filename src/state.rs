@@ -30,7 +30,7 @@ use nix::errno::Errno;
 
 use crate::error::{Error, Result};
 use crate::fs::publish::{Rename, rename_at};
-use crate::fs::{Dir, Stat, Sync};
+use crate::fs::{Dir, Stat, Sync, Version};
 use crate::json_text::{self, Kind, Member, Object};
 use crate::skeleton::Owner;
 
@@ -98,10 +98,10 @@ pub fn parse_intent(bytes: &[u8]) -> std::result::Result<Option<String>, Invalid
 
 /// Reads `name` in `dir` with its stat, again when it was replaced between
 /// our open and our fstat (0 links: the gateway renamed a new one in).
-fn read_current(dir: &Dir, name: &OsStr) -> Result<Option<(Vec<u8>, Stat)>> {
+fn read_current(dir: &Dir, name: &OsStr) -> Result<Option<(Vec<u8>, Stat, Version)>> {
     for _ in 0..REWRITE_TRIES {
         match dir.read_file_stat(name, CAP)? {
-            Some((_, st)) if st.nlink == 0 => continue,
+            Some((_, st, _)) if st.nlink == 0 => continue,
             other => return Ok(other),
         }
     }
@@ -113,7 +113,7 @@ fn read_current(dir: &Dir, name: &OsStr) -> Result<Option<(Vec<u8>, Stat)>> {
 /// warns and treats it as none).
 pub fn read_intent(home: &Dir) -> Result<Option<String>> {
     let name = OsStr::new(STATE_FILE);
-    let Some((bytes, _)) = read_current(home, name)? else { return Ok(None) };
+    let Some((bytes, _, _)) = read_current(home, name)? else { return Ok(None) };
     parse_intent(&bytes).map_err(|why| Error::refused("parse", home.child_path(name), why.to_string()))
 }
 
@@ -241,14 +241,10 @@ pub enum Previous {
     Replaced { why: Invalid, kept_as: PathBuf },
 }
 
-/// The file is still the one that was read: same inode, size and change
-/// time (every write moves ctime, as it moves mtime), or still absent.
-fn unchanged(read: Option<&Stat>, now: Option<&Stat>) -> bool {
-    match (read, now) {
-        (None, None) => true,
-        (Some(a), Some(b)) => a.same_inode(b) && a.size == b.size && a.ctime == b.ctime,
-        _ => false,
-    }
+/// The file is still the one that was read (same inode, size and mtime),
+/// or still absent.
+fn unchanged(read: Option<&Version>, now: Option<&Version>) -> bool {
+    read == now
 }
 
 /// Records the runtime lifecycle's intent in `home`'s state file:
@@ -278,30 +274,32 @@ pub fn record_desired(home: &Dir, desired: &str, now: i64, owner: Owner) -> Resu
         let read = read_current(home, name)?;
         let (text, corrupt) = match &read {
             None => (fresh(), None),
-            Some((bytes, _)) => match parse_object(bytes) {
+            Some((bytes, _, _)) => match parse_object(bytes) {
                 Ok(object) => (json_text::set_members(bytes, &object, &sets), None),
                 Err(why) => (fresh(), Some(why)),
             },
         };
-        let read_stat = read.as_ref().map(|(_, st)| *st);
-        let mode = read_stat.map_or(0o644, |st| st.mode & 0o777);
+        let read_version = read.as_ref().map(|(_, _, v)| *v);
+        let mode = read.as_ref().map_or(0o644, |(_, st, _)| st.mode & 0o777);
         let staging = staging_name(name);
         home.unlink_at(&staging)?;
         home.create_public_file(&staging, mode, &text, chown_to(owner), Sync::Yes)?;
         let placed = (|| -> Result<Option<Previous>> {
-            if !unchanged(read_stat.as_ref(), home.stat_at(name)?.as_ref()) {
+            if !unchanged(read_version.as_ref(), home.version_at(name)?.as_ref()) {
                 return Ok(None);
             }
-            let previous = match (&read_stat, corrupt) {
+            let previous = match (&read_version, corrupt) {
                 (None, _) => Previous::Absent,
                 (Some(_), None) => Previous::Kept,
                 (Some(_), Some(why)) => Previous::Replaced { why, kept_as: keep_aside(home, name, now)? },
             };
-            // Over the file read; into a free name when there was none (or
-            // it was just moved aside): a file that appeared meanwhile wins
-            // this round, and is edited in the next.
-            let how = if previous == Previous::Kept { Rename::Replace } else { Rename::NoReplace };
-            match rename_at(home, &staging, home, name, how) {
+            if previous == Previous::Kept {
+                return exchange_if_unchanged(home, &staging, name, read_version.as_ref()).map(|done| done.then_some(previous));
+            }
+            // Into a free name when there was none (or it was just moved
+            // aside): a file that appeared meanwhile wins this round, and
+            // is edited in the next.
+            match rename_at(home, &staging, home, name, Rename::NoReplace) {
                 Ok(()) => Ok(Some(previous)),
                 Err(e) if e.errno() == Some(Errno::EEXIST) => Ok(None),
                 Err(e) => Err(e),
@@ -322,6 +320,30 @@ pub fn record_desired(home: &Dir, desired: &str, now: i64, owner: Owner) -> Resu
         }
     }
     Err(Error::refused("rewrite", home.child_path(name), "it keeps being replaced"))
+}
+
+/// Puts `staging` in place of `name` by exchanging the two, then checks
+/// that what it displaced is the file that was read (`read`). If not, a
+/// writer replaced the file between our last check and the exchange: the
+/// two are exchanged back, so that writer's file is in place again, and
+/// `Ok(false)` asks for another round on it. Either way `staging` is
+/// removed. This leaves no window in which another writer's file is lost
+/// unless two of its writes fall within these few system calls.
+fn exchange_if_unchanged(home: &Dir, staging: &OsStr, name: &OsStr, read: Option<&Version>) -> Result<bool> {
+    match rename_at(home, staging, home, name, Rename::Exchange) {
+        Ok(()) => {}
+        // Removed since our check: another round writes into a free name.
+        Err(e) if e.errno() == Some(Errno::ENOENT) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    let displaced = home.version_at(staging)?;
+    if unchanged(read, displaced.as_ref()) {
+        home.unlink_at(staging)?;
+        return Ok(true);
+    }
+    rename_at(home, staging, home, name, Rename::Exchange)?;
+    home.unlink_at(staging)?;
+    Ok(false)
 }
 
 /// Renames `name` (not a JSON object) to `<name>.corrupt-<now>` (with

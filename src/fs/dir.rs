@@ -70,6 +70,23 @@ impl Stat {
     }
 }
 
+/// What tells one version of a file from another: its inode, size and
+/// modification time. A rename changes none of them (it moves ctime), so a
+/// file moved by an exchange is still recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+}
+
+impl Version {
+    fn from(st: &FileStat) -> Version {
+        Version { dev: st.st_dev, ino: st.st_ino, size: st.st_size as u64, mtime: (st.st_mtime, st.st_mtime_nsec) }
+    }
+}
+
 /// An open directory, named by the path it was reached through (for messages only).
 #[derive(Debug)]
 pub struct Dir {
@@ -185,6 +202,16 @@ impl Dir {
 
     pub fn stat(&self) -> Result<Stat> {
         fstat(&self.fd).map(Stat::from).map_err(|e| Error::sys("stat", &self.path, e))
+    }
+
+    /// The [`Version`] of the entry `name` (not followed); `None` when absent.
+    pub fn version_at(&self, name: &OsStr) -> Result<Option<Version>> {
+        let c = component(name)?;
+        match fstatat(&self.fd, c.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(Version::from(&st))),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(Error::sys("stat", self.child_path(name), e)),
+        }
     }
 
     /// `fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)`; `None` when absent.
@@ -369,15 +396,15 @@ impl Dir {
     /// with one link and at most `cap` bytes. `Ok(None)` when absent.
     pub fn read_file(&self, name: &OsStr, cap: u64) -> Result<Option<Vec<u8>>> {
         match self.read_file_stat(name, cap)? {
-            Some((_, st)) if st.nlink == 0 => Err(Error::refused("read", self.child_path(name), "has 0 hard links")),
-            other => Ok(other.map(|(data, _)| data)),
+            Some((_, st, _)) if st.nlink == 0 => Err(Error::refused("read", self.child_path(name), "has 0 hard links")),
+            other => Ok(other.map(|(data, _, _)| data)),
         }
     }
 
-    /// [`Dir::read_file`], with the stat of the inode read; a file with 0
-    /// links (replaced by a rename between our open and our fstat) is
-    /// returned too, for the caller to read again.
-    pub fn read_file_stat(&self, name: &OsStr, cap: u64) -> Result<Option<(Vec<u8>, Stat)>> {
+    /// [`Dir::read_file`], with the stat of the inode read and its version
+    /// once read; a file with 0 links (replaced by a rename between our
+    /// open and our fstat) is returned too, for the caller to read again.
+    pub fn read_file_stat(&self, name: &OsStr, cap: u64) -> Result<Option<(Vec<u8>, Stat, Version)>> {
         // Built only for a message: no allocation on success.
         let path = || self.child_path(name);
         let Some((fd, st)) = self.open_regular(name, OFlag::O_RDONLY, 0, "read")? else { return Ok(None) };
@@ -415,7 +442,8 @@ impl Dir {
             return Err(Error::refused("read", path(), format!("larger than {cap} bytes")));
         }
         data.truncate(len);
-        Ok(Some((data, st)))
+        let version = fstat(&file).map(|st| Version::from(&st)).map_err(|e| Error::sys("stat", path(), e))?;
+        Ok(Some((data, st, version)))
     }
 
     /// Creates the regular file `name` (it must not exist) for content
