@@ -55,7 +55,8 @@ fn unforgeable(dir: &std::os::fd::OwnedFd, me: u32) -> bool {
     let mut buf = vec![0u8; 4096];
     let Some(status) = read_at(dir, c"status", &mut buf) else { return false };
     let Some(uids) = status.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"Uid:")) else { return false };
-    let mut ids = uids.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty()).map(|f| std::str::from_utf8(f).ok()?.parse::<u32>().ok());
+    let mut ids =
+        uids.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty()).map(|f| std::str::from_utf8(f).ok()?.parse::<u32>().ok());
     match (ids.next().flatten(), ids.next().flatten()) {
         (Some(real), Some(effective)) => real == effective && (real == 0 || real == me),
         _ => false,

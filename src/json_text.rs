@@ -534,6 +534,9 @@ mod tests {
 
     #[test]
     fn positions_are_one_based() {
-        assert_eq!(parse(b"{\n  x"), Err(Invalid::Syntax { what: "Expecting property name enclosed in double quotes", line: 2, column: 3 }));
+        assert_eq!(
+            parse(b"{\n  x"),
+            Err(Invalid::Syntax { what: "Expecting property name enclosed in double quotes", line: 2, column: 3 })
+        );
     }
 }

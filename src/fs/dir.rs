@@ -612,7 +612,8 @@ impl Dir {
             let mut file = std::fs::File::from(fd);
             file.write_all(data).map_err(|e| Error::sys("write", path(), io_errno(&e)))?;
             if created && (st.uid, st.gid) != (uid, gid) {
-                nix::unistd::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid))).map_err(|e| Error::sys("chown", path(), e))?;
+                nix::unistd::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                    .map_err(|e| Error::sys("chown", path(), e))?;
             }
             return Ok(st);
         }

@@ -311,7 +311,11 @@ fn control(ctx: &Ctx, p: &Profile, cmd: Command, wait: bool) -> ExitCode {
             Ok(Previous::Absent | Previous::Kept) => {}
             Ok(Previous::Replaced { why, kept_as }) => msg::warn(
                 PROG,
-                format_args!("{}: {why}; kept as {}, a fresh one written", shown(&home.child_path(state::STATE_FILE.as_ref())), shown(&kept_as)),
+                format_args!(
+                    "{}: {why}; kept as {}, a fresh one written",
+                    shown(&home.child_path(state::STATE_FILE.as_ref())),
+                    shown(&kept_as)
+                ),
             ),
             Err(e) => {
                 msg::warn(PROG, format_args!("{e}; desired_state not recorded"));
