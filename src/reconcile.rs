@@ -135,6 +135,8 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
     };
     let home = match Dir::open(&cfg.home) {
         Ok(h) => Some(h),
+        // No descriptor or memory left: every intent would be wrong.
+        Err(e) if resource_failure(&e) => return Err(e),
         Err(e) => {
             warn(&format_args!("{e}; no profile state read, gateway-default registered down"));
             None
@@ -162,7 +164,10 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
     // independent: they are built on a few threads and reported in this
     // order. Each profile's directory is open only while it is reconciled
     // (thousands of profiles must not exhaust fds).
-    let listed = home.as_ref().and_then(|h| list_profiles(h, warn));
+    let listed = match &home {
+        Some(h) => list_profiles(h, warn)?,
+        None => None,
+    };
     let mut items = vec![Item::Root];
     if let Some((_, names)) = &listed {
         items.extend(names.iter().map(|(name, kind)| Item::Named(name, *kind)));
@@ -179,21 +184,32 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
                         migrated.store(cfg.dry_run || migrate(cfg, home, &mut sink), std::sync::atomic::Ordering::Relaxed);
                         prior = Some(state::RUNNING.to_string());
                     } else {
-                        prior = read_prior(home, &mut sink);
+                        match read_prior(home, Profile::root(), &mut sink) {
+                            Ok(p) => prior = p,
+                            Err(()) => return (Some(Done::failed()), warnings),
+                        }
                     }
                 }
                 let start = state::autostarts(prior.as_deref());
                 Some(one(builder, &contents, Profile::root(), home.as_ref(), prior, start, &mut sink))
             }
             Item::Named(name, kind) => listed.as_ref().and_then(|(profiles, _)| {
-                let (profile, dir) = named_profile(profiles, name, kind, &mut sink)?;
-                let prior = read_prior(&dir, &mut sink);
+                let (profile, dir) = match named_profile(profiles, name, kind, &mut sink) {
+                    Ok(found) => found,
+                    Err(Skipped::NotAProfile) => return None,
+                    Err(Skipped::Failed) => return Some(Done::failed()),
+                };
+                let Ok(prior) = read_prior(&dir, profile.clone(), &mut sink) else { return Some(Done::failed()) };
                 let start = !cfg.multiplex && state::autostarts(prior.as_deref());
                 Some(one(builder, &contents, profile, Some(&dir), prior, start, &mut sink))
             }),
         };
         (done, warnings)
     });
+    // Every descriptor but the scan directory's and the home's is closed
+    // before the sweep below.
+    drop(items);
+    drop(listed);
     let mut entries = Vec::new();
     let (mut scandir_unwritable, mut system_failures) = (false, 0);
     for (done, warnings) in done {
@@ -313,12 +329,38 @@ fn migrate(cfg: &Config, home: &Dir, warn: Warn<'_>) -> bool {
     }
 }
 
-/// A profile's intent; an unreadable state file is a warning and no state.
-fn read_prior(dir: &Dir, warn: Warn<'_>) -> Option<String> {
-    state::read_intent(dir).unwrap_or_else(|e| {
-        warn_with(warn, &e, "treating as no prior state");
-        None
-    })
+/// A profile's intent; an unreadable state file is a warning and no state
+/// (upstream), unless the system failed us ([`resource_failure`]): then
+/// the slot is not built (`Err`, with a warning), rather than built down.
+fn read_prior(dir: &Dir, profile: Profile, warn: Warn<'_>) -> std::result::Result<Option<String>, ()> {
+    match state::read_intent(dir) {
+        Ok(prior) => Ok(prior),
+        Err(e) if resource_failure(&e) => {
+            warn_with(warn, &e, &format!("{} not built", slot::name(&profile)));
+            Err(())
+        }
+        Err(e) => {
+            warn_with(warn, &e, "treating as no prior state");
+            Ok(None)
+        }
+    }
+}
+
+/// A failure of the system's resources (descriptors, memory, space, I/O),
+/// not something the user left in the tree: the run must fail (111).
+fn resource_failure(e: &Error) -> bool {
+    matches!(
+        e.errno(),
+        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::ENOSPC | Errno::EDQUOT | Errno::EIO | Errno::ENOBUFS)
+    )
+}
+
+/// Why an entry of `profiles/` gave no slot.
+enum Skipped {
+    /// Not a profile (a warning says why where it looked like one).
+    NotAProfile,
+    /// It may be one, but the system failed us (a warning says so).
+    Failed,
 }
 
 /// Names in a directory with their types from the listing.
@@ -326,23 +368,22 @@ type Listing = Vec<(OsString, Option<Kind>)>;
 
 /// `profiles/` and its entries in byte order, with their types from the
 /// directory listing. `None` when there is no usable `profiles/`.
-fn list_profiles(home: &Dir, warn: Warn<'_>) -> Option<(Dir, Listing)> {
-    let profiles = match home.open_dir_if_present(OsStr::new(PROFILES)) {
-        Ok(Some(d)) => d,
-        Ok(None) => return None,
-        Err(e) => {
-            warn_with(warn, &e, "no named profile reconciled");
-            return None;
-        }
-    };
-    match profiles.entries_typed(MAX_PROFILES) {
-        Ok(mut names) => {
+/// `Err` when the system failed us ([`resource_failure`]).
+fn list_profiles(home: &Dir, warn: Warn<'_>) -> Result<Option<(Dir, Listing)>> {
+    let listed = home.open_dir_if_present(OsStr::new(PROFILES)).and_then(|profiles| match profiles {
+        Some(profiles) => profiles.entries_typed(MAX_PROFILES).map(|names| Some((profiles, names))),
+        None => Ok(None),
+    });
+    match listed {
+        Ok(Some((profiles, mut names))) => {
             names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            Some((profiles, names))
+            Ok(Some((profiles, names)))
         }
+        Ok(None) => Ok(None),
+        Err(e) if resource_failure(&e) => Err(e),
         Err(e) => {
             warn_with(warn, &e, "no named profile reconciled");
-            None
+            Ok(None)
         }
     }
 }
@@ -350,28 +391,33 @@ fn list_profiles(home: &Dir, warn: Warn<'_>) -> Option<(Dir, Listing)> {
 /// One entry of `profiles/`: a usable named profile (a directory holding
 /// a `SOUL.md`, with a valid name other than `default`) and its open
 /// directory; else `None`, with a warning where it looks like a profile.
-fn named_profile(profiles: &Dir, name: &OsStr, kind: Option<Kind>, warn: Warn<'_>) -> Option<(Profile, Dir)> {
+fn named_profile(profiles: &Dir, name: &OsStr, kind: Option<Kind>, warn: Warn<'_>) -> std::result::Result<(Profile, Dir), Skipped> {
     let path = profiles.child_path(name);
+    let skip = |warn: Warn<'_>, e: &Error, then: &str| {
+        if resource_failure(e) {
+            warn_with(warn, e, &format!("{}{} not built", slot::PREFIX, printable(&name.to_string_lossy())));
+            return Skipped::Failed;
+        }
+        warn_with(warn, e, then);
+        Skipped::NotAProfile
+    };
     let kind = match kind {
         Some(k) => k,
         None => match profiles.stat_at(name) {
             Ok(Some(st)) => st.kind,
-            Ok(None) => return None,
-            Err(e) => {
-                warn_with(warn, &e, "skipped");
-                return None;
-            }
+            Ok(None) => return Err(Skipped::NotAProfile),
+            Err(e) => return Err(skip(warn, &e, "skipped")),
         },
     };
     match kind {
         Kind::Dir => {}
         Kind::Symlink => {
             warn(&format_args!("unable to use {}: is a symlink (not followed); skipped", printable(&path.to_string_lossy())));
-            return None;
+            return Err(Skipped::NotAProfile);
         }
-        _ => return None, // files and the like are not profiles
+        _ => return Err(Skipped::NotAProfile), // files and the like are not profiles
     }
-    let dir = profiles.open_dir(name).map_err(|e| warn_with(warn, &e, "skipped")).ok()?;
+    let dir = profiles.open_dir(name).map_err(|e| skip(warn, &e, "skipped"))?;
     let marker = OsStr::new(MARKER);
     match dir.exists_following(marker) {
         Ok(true) => {}
@@ -380,25 +426,22 @@ fn named_profile(profiles: &Dir, name: &OsStr, kind: Option<Kind>, warn: Warn<'_
                 let shown = path.join(MARKER).to_string_lossy().into_owned();
                 warn(&format_args!("unable to use {}: is a dangling symlink; profile skipped", printable(&shown)));
             }
-            return None;
+            return Err(Skipped::NotAProfile);
         }
-        Err(e) => {
-            warn_with(warn, &e, "profile skipped");
-            return None;
-        }
+        Err(e) => return Err(skip(warn, &e, "profile skipped")),
     }
     if name.as_bytes() == profile::ROOT.as_bytes() {
         warn(&format_args!(
             "{}/ exists: skipped, its slot would collide with the root profile's gateway-default",
             printable(&path.to_string_lossy())
         ));
-        return None;
+        return Err(Skipped::NotAProfile);
     }
     match Profile::parse(name.as_bytes()) {
-        Ok(p) => Some((p, dir)),
+        Ok(p) => Ok((p, dir)),
         Err(why) => {
             warn(&format_args!("unable to use {}: {why}; skipped", printable(&path.to_string_lossy())));
-            None
+            Err(Skipped::NotAProfile)
         }
     }
 }
@@ -411,6 +454,13 @@ struct Done {
     unwritable: bool,
     /// The slot could not be built for a system reason.
     system: bool,
+}
+
+impl Done {
+    /// A profile whose slot was not built for a system reason.
+    fn failed() -> Done {
+        Done { entry: None, unwritable: false, system: true }
+    }
 }
 
 /// The two contents a slot can have.
