@@ -349,10 +349,7 @@ fn read_prior(dir: &Dir, profile: Profile, warn: Warn<'_>) -> std::result::Resul
 /// A failure of the system's resources (descriptors, memory, space, I/O),
 /// not something the user left in the tree: the run must fail (111).
 fn resource_failure(e: &Error) -> bool {
-    matches!(
-        e.errno(),
-        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::ENOSPC | Errno::EDQUOT | Errno::EIO | Errno::ENOBUFS)
-    )
+    matches!(e.errno(), Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::ENOSPC | Errno::EDQUOT | Errno::EIO | Errno::ENOBUFS))
 }
 
 /// Why an entry of `profiles/` gave no slot.

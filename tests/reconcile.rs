@@ -435,7 +435,8 @@ fn check_partial(t: &Tree, o: &Output, profiles: &[String], what: &str) -> usize
     let failed: Vec<&String> = profiles.iter().filter(|p| !built.contains(&p.as_str())).collect();
     assert!(!failed.is_empty(), "{what}: every slot was built");
     for p in &failed {
-        let lines = err.lines().filter(|l| l.starts_with("hermes-reconcile: warning: ") && l.ends_with(&format!("; gateway-{p} not built")));
+        let lines =
+            err.lines().filter(|l| l.starts_with("hermes-reconcile: warning: ") && l.ends_with(&format!("; gateway-{p} not built")));
         assert_eq!(lines.count(), 1, "{what}: gateway-{p}: {err}");
     }
     let fatal = format!("hermes-reconcile: fatal: unable to build {} of {} slots (see the warnings above)", failed.len(), profiles.len());
@@ -521,11 +522,8 @@ fn the_rendered_scripts_are_shellcheck_clean() {
 
 /// Runs the tool as the user with a deadline (a FIFO must never hang it).
 fn tool_within(args: &[String], secs: u64) -> Output {
-    let mut child = isolated(args, &[], Some(UID), None)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child =
+        isolated(args, &[], Some(UID), None).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while child.try_wait().unwrap().is_none() {
         if std::time::Instant::now() > deadline {
