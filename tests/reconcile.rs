@@ -110,7 +110,8 @@ fn isolated_after(prelude: &str, args: &[String], env: &[(&str, &str)], uid: Opt
         let by = m.uid.map(setpriv).unwrap_or_default();
         script.push_str(&format!("{by}/bin/sh -e \"$HERMES_S6_RC\" {} </dev/null >/dev/null 2>&1 &\n", shell_words(&m.args)));
         script.push_str("m=$!; i=0\n");
-        script.push_str("until tr '\\0' ' ' </proc/$m/cmdline 2>/dev/null | grep -q '^/bin/sh -e '; do\n");
+        // (Its first two arguments: before the exec they are ours, `/bin/sh -c`.)
+        script.push_str("until [ \"$(tr '\\0' '\\n' </proc/$m/cmdline 2>/dev/null | head -n 2 | tr '\\n' ' ')\" = '/bin/sh -e ' ]; do\n");
         script.push_str("  i=$((i+1)); [ $i -lt 2000 ] || exit 98; sleep 0.005\ndone\n");
     }
     script.push_str(&format!("{prelude}\n{}\"$@\"\n", uid.map(setpriv).unwrap_or_default()));
