@@ -251,6 +251,12 @@ fn control(ctx: &Ctx, p: &Profile, cmd: Command, wait: bool) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
+    // An unregistered profile writes nothing at all, not even a lock.
+    match lifecycle::open_slot(&scandir, p) {
+        Ok(Some(_)) => {}
+        Ok(None) => return msg::fatal(PROG, exit::NEGATIVE, not_registered(p)),
+        Err(e) => return msg::fatal(PROG, e.exit_code(), e),
+    }
     // One command on a profile at a time, its intent recorded before the
     // next one is sent (released when this function returns).
     let _locked = match lifecycle::lock_profile(&scandir, p) {
