@@ -401,13 +401,16 @@ impl Dir {
         }
     }
 
-    /// [`Dir::read_file`], with the stat of the inode read and its version
-    /// once read; a file with 0 links (replaced by a rename between our
+    /// [`Dir::read_file`], with the stat and the version of the inode read
+    /// (as opened); a file with 0 links (replaced by a rename between our
     /// open and our fstat) is returned too, for the caller to read again.
     pub fn read_file_stat(&self, name: &OsStr, cap: u64) -> Result<Option<(Vec<u8>, Stat, Version)>> {
         // Built only for a message: no allocation on success.
         let path = || self.child_path(name);
-        let Some((fd, st)) = self.open_regular(name, OFlag::O_RDONLY, 0, "read")? else { return Ok(None) };
+        let Some((fd, raw)) = self.open_regular_raw(name, OFlag::O_RDONLY, 0, "read")? else { return Ok(None) };
+        // The version as opened: a file changed in place while we read is
+        // then seen as changed by whoever compares versions later.
+        let (st, version) = (Stat::from(raw), Version::from(&raw));
         if st.nlink > 1 {
             return Err(Error::refused("read", path(), format!("has {} hard links", st.nlink)));
         }
@@ -442,7 +445,6 @@ impl Dir {
             return Err(Error::refused("read", path(), format!("larger than {cap} bytes")));
         }
         data.truncate(len);
-        let version = fstat(&file).map(|st| Version::from(&st)).map_err(|e| Error::sys("stat", path(), e))?;
         Ok(Some((data, st, version)))
     }
 
@@ -626,6 +628,11 @@ impl Dir {
     /// anything but a regular file is refused, `op` saying what was
     /// attempted. `Ok(None)` when absent.
     fn open_regular(&self, name: &OsStr, flags: OFlag, mode: u32, op: &'static str) -> Result<Option<(OwnedFd, Stat)>> {
+        Ok(self.open_regular_raw(name, flags, mode, op)?.map(|(fd, st)| (fd, Stat::from(st))))
+    }
+
+    /// [`Dir::open_regular`], with the whole `struct stat`.
+    fn open_regular_raw(&self, name: &OsStr, flags: OFlag, mode: u32, op: &'static str) -> Result<Option<(OwnedFd, FileStat)>> {
         let c = component(name)?;
         let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
         let fd = match openat(&self.fd, c.as_c_str(), flags, Mode::from_bits_truncate(mode)) {
@@ -634,11 +641,12 @@ impl Dir {
             Err(Errno::ELOOP) => return Err(Error::refused(op, self.child_path(name), "is a symlink")),
             Err(e) => return Err(Error::sys("open", self.child_path(name), e)),
         };
-        let st = fstat(&fd).map(Stat::from).map_err(|e| Error::sys("stat", self.child_path(name), e))?;
-        if st.kind != Kind::File {
-            return Err(Error::refused(op, self.child_path(name), format!("{}, expected a regular file", describe(st.kind))));
+        let raw = fstat(&fd).map_err(|e| Error::sys("stat", self.child_path(name), e))?;
+        let kind = Stat::from(raw).kind;
+        if kind != Kind::File {
+            return Err(Error::refused(op, self.child_path(name), format!("{}, expected a regular file", describe(kind))));
         }
-        Ok(Some((fd, st)))
+        Ok(Some((fd, raw)))
     }
 
     /// [`Dir::open_regular`] with `O_CREAT`: the file exists afterwards.
