@@ -518,6 +518,10 @@ fn start_w_racing_stop_leaves_the_intent_s6_was_last_given() {
         let wanted_up = String::from_utf8_lossy(&svstat(&["-o", "wantedup"], &sc.slot("racer")).stdout).trim().to_string();
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("gateway_state.json")).unwrap()).unwrap();
         let recorded = v["desired_state"].as_str().unwrap().to_string();
-        assert_eq!((wanted_up.as_str(), recorded.as_str()), (if recorded == "running" { "true" } else { "false" }, recorded.as_str()), "round {round}");
+        assert_eq!(
+            (wanted_up.as_str(), recorded.as_str()),
+            (if recorded == "running" { "true" } else { "false" }, recorded.as_str()),
+            "round {round}"
+        );
     }
 }
