@@ -478,3 +478,31 @@ fn a_setgid_scan_directory_still_gives_the_exact_modes() {
     }
     assert_eq!((mode("supervise/control"), mode("run"), mode("down")), (0o660, 0o755, 0o644));
 }
+
+#[test]
+fn stale_state_staging_files_of_dead_writers_are_swept() {
+    let t = Tree::new("stale-tmp");
+    let coder = t.profile("coder", Some(r#"{"gateway_state": "running"}"#));
+    // Above any pid_max (2^22): that writer is gone. Ours is alive.
+    let dead = ".gateway_state.json.999999999.tmp";
+    let live = format!(".gateway_state.json.{}.tmp", std::process::id());
+    for home in [t.home(), coder.clone()] {
+        for name in [dead, &live, ".gateway_state.json.migrating", ".gateway_state.json.x.tmp"] {
+            std::fs::write(home.join(name), "{").unwrap();
+        }
+    }
+    let (out, warnings) = reconcile(&t.cfg());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(out.system_failures, 0);
+    for home in [t.home(), coder] {
+        assert!(!home.join(dead).exists() && !home.join(".gateway_state.json.migrating").exists(), "{}", home.display());
+        assert!(home.join(&live).exists() && home.join(".gateway_state.json.x.tmp").exists(), "{}", home.display());
+    }
+    // A dry run removes nothing.
+    let home = t.home();
+    std::fs::write(home.join(dead), "{").unwrap();
+    let mut cfg = t.cfg();
+    cfg.dry_run = true;
+    reconcile(&cfg);
+    assert!(home.join(dead).exists());
+}
