@@ -1,7 +1,7 @@
 #!/bin/sh
 # baseline-perms.sh SERVICEDIRS USER:GROUP
 # The benchmark baseline: upstream's cont-init permissions stage
-# (015-supervise-perms, reference/upstream-hermes.md §2.2) as a shell loop,
+# (015-supervise-perms, doc/design.md#upstream-helpers) as a shell loop,
 # parameterised by the service-directory set and the owner. It is measured
 # against hermes-svscan-perms in bench/run (section perms), and the
 # attacker tests use it as a negative control: chmod follows symlinks.

@@ -1,6 +1,6 @@
 //! What the real s6-overlay boot needs that a container may lack: the
 //! conditions that left gateways unsupervised or uncontrollable in real
-//! containers (s6-real-world.md §3), each found by looking, never by
+//! containers (doc/design.md#s6-overlay-boot), each found by looking, never by
 //! changing anything. `hermes-svscan-perms -n` prints them, one line each.
 //!
 //! Everything here is read from the running container: the s6-overlay

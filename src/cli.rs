@@ -1,4 +1,4 @@
-//! Command-line conventions shared by the tools (DESIGN §3).
+//! Command-line conventions shared by the tools (doc/conventions.md#options).
 //!
 //! POSIX short options parsed with `lexopt`; option parsing stops at the
 //! first operand (no GNU permutation), so a chain-loader's argv tail is never

@@ -1,6 +1,6 @@
 //! The two gateway switches a profile's `config.yaml` may hold, read as
 //! untrusted input: `multiplex_profiles` (top level or under `gateway:`)
-//! and `gateway.standalone` (upstream-hermes §2.4, R-3 and R-4).
+//! and `gateway.standalone` (doc/design.md#multiplex).
 //!
 //! The file is the user's, so it is read like the state files
 //! ([`Dir::read_file`]: not followed if a symlink, never blocking on a

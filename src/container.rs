@@ -1,5 +1,5 @@
 //! The container's command: found in `/proc`, stripped of the wrappers in
-//! front of it, and classified (upstream-hermes §2.4).
+//! front of it, and classified (doc/design.md#container-command).
 //!
 //! The image runs its command as `…/main-wrapper.sh ARGS`, behind
 //! s6-overlay's `/init` (as PID 1 in s6-overlay v2, or as

@@ -8,7 +8,7 @@
 //! and the signal mask is emptied. No fork: the pid is kept, so the
 //! supervisor's child is the real program.
 //!
-//! Exit codes on failure (skarnet-wide, reference s6.md §6.1): 127 when the
+//! Exit codes on failure (skarnet-wide, doc/conventions.md#exit-codes, doc/design.md#chain-loading): 127 when the
 //! program was not found (ENOENT), 126 for any other reason (not
 //! executable, a directory, a bad interpreter line, E2BIG, ...).
 

@@ -4,7 +4,7 @@
 //! `bins/` only hands `argv` over. The mechanisms live here:
 //!
 //! * [`fs`]: file-descriptor based filesystem operations, safe to run as
-//!   root inside trees the unprivileged user can write (DESIGN §4);
+//!   root inside trees the unprivileged user can write (doc/design.md#fd-safety);
 //! * [`layout`]: the image's default paths; how tools pick `$HERMES_HOME`
 //!   and the gateway scan directory;
 //! * [`s6`]: names and modes of s6's on-disk protocol;

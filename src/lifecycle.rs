@@ -1,5 +1,5 @@
 //! The runtime lifecycle of a gateway slot, speaking s6's own files and
-//! FIFOs (DESIGN §2, hermes-slot): register, unregister, control, observe.
+//! FIFOs (doc/hermes-slot.md, doc/design.md#tools): register, unregister, control, observe.
 //!
 //! Every wait is a subscription or a watch armed *before* the action it
 //! waits for, followed by a fresh read of the state after every wake-up

@@ -1,4 +1,4 @@
-//! Messages on stderr and exit codes, in skarnet's conventions (DESIGN §3).
+//! Messages on stderr and exit codes, in skarnet's conventions (doc/conventions.md#messages, #exit-codes).
 //!
 //! `prog: fatal: unable to <verb> <object>: <reason>`, `prog: warning: …`,
 //! `prog: usage: …`. Only this module writes diagnostics. Text that may come

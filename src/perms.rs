@@ -1,5 +1,5 @@
 //! The permission model of `s6-svperms -G GROUP -E GROUP`, applied through
-//! the fd layer, and the user's resulting access to a service (DESIGN §2).
+//! the fd layer, and the user's resulting access to a service (doc/topologies.md, doc/design.md#events-never-granted).
 //!
 //! A service directory supervised by root is controllable by GROUP when
 //! `supervise/` is 0710 root:GROUP (members may search it and read

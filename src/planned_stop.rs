@@ -1,4 +1,4 @@
-//! The planned-stop marker (upstream-hermes §2.12): before a stop sends
+//! The planned-stop marker (doc/design.md#state-files): before a stop sends
 //! SIGTERM, the stopper writes `.gateway-planned-stop.json` into the
 //! gateway's home; a gateway that finds it (pid matching, start time
 //! matching when both are known, at most 60 s old) exits 0, and the slot's

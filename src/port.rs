@@ -1,5 +1,5 @@
 //! The deterministic gateway port of a profile: the allocator of the
-//! original s6 design (upstream-hermes §2.8, retired upstream), kept so
+//! original s6 design (doc/design.md#port, retired upstream), kept so
 //! that a profile's gateway can be given a port that no other profile
 //! name is likely to share, without any state.
 //!
@@ -34,7 +34,7 @@ mod tests {
         Profile::parse(name.as_bytes()).unwrap()
     }
 
-    /// upstream-hermes §2.8: stable, in range, spread.
+    /// doc/design.md#port: stable, in range, spread.
     #[test]
     fn the_allocators_properties() {
         assert_eq!(port(&p("coder")), port(&p("coder")));

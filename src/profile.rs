@@ -1,7 +1,7 @@
 //! Profile names: which directory names under `$HERMES_HOME/profiles/` may
 //! become an s6 service slot.
 //!
-//! The rule is s6's (upstream-hermes §2.9): `^[a-z0-9][a-z0-9_-]*$`, at
+//! The rule is s6's (doc/design.md#profile-names): `^[a-z0-9][a-z0-9_-]*$`, at
 //! most 251 bytes (s6-svscan's default `name_max`), checked on the raw
 //! bytes. Unlike Python's `re.match(…$)`, a trailing newline is refused.
 //! A valid name is safe to use bare in a file name and in a shell script.

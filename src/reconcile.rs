@@ -1,5 +1,5 @@
 //! The boot reconcile: one gateway slot per profile, started only where
-//! the recorded intent is `running` (DESIGN §2, upstream-hermes §2.4).
+//! the recorded intent is `running` (doc/design.md#upstream-helpers, #intent).
 //!
 //! In order: the root profile (`$HERMES_HOME`) as `gateway-default`,
 //! then each `profiles/<name>/` that holds a `SOUL.md`, in byte order.

@@ -1,6 +1,6 @@
 //! Scan directories: what the user may do with root's (shared topology),
 //! the user's own (isolated topology), and the leftovers of interrupted
-//! slot builds in either (DESIGN §1, §2).
+//! slot builds in either (doc/design.md#topologies, #slot).
 //!
 //! * Shared: the scan directory belongs to the user (who may then add and
 //!   remove slots), and `.s6-svscan/` is 0710 root:GROUP with its `control`

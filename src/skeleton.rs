@@ -1,6 +1,6 @@
 //! The supervise skeleton: what s6-supervise would otherwise create
 //! root-owned, created beforehand owned by the user, so the user can read
-//! the status, send commands and subscribe to events (DESIGN §2).
+//! the status, send commands and subscribe to events (doc/design.md#supervise-skeleton).
 //!
 //! s6-supervise keeps whatever already exists (it never chowns or chmods an
 //! existing `event/`, `supervise/` or `control`), so these entries survive

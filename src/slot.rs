@@ -3,7 +3,7 @@
 //!
 //! Used by `hermes-reconcile` (every profile at boot) and `hermes-slot
 //! register` (one profile at run time), so both build exactly the same
-//! slot. The content is fixed by DESIGN §2 and documented, file by file,
+//! slot. The content is fixed by doc/design.md#slot and documented, file by file,
 //! in `doc/hermes-reconcile.md`:
 //!
 //! * `type` (`longrun`), `run`, `finish`, `log/run`, and `down` when the

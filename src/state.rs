@@ -2,7 +2,7 @@
 //! gateway ended (`state/gateway.lifecycle.json`), read as untrusted input.
 //!
 //! Both files are written by the user's own processes (the gateway writes
-//! them with Python's `json`), so they are read the way fs-safety §5 says:
+//! them with Python's `json`), so they are read the way doc/design.md#untrusted-files says:
 //! one component at a time without following symlinks, non-blocking (a
 //! FIFO cannot hang a boot), regular files with one link only, at most
 //! [`CAP`] bytes (read `CAP + 1` to notice growth). Their JSON is read by
@@ -12,7 +12,7 @@
 //! else means "no state". Error texts are our own constants plus a line
 //! and column: the file's bytes are never shown.
 //!
-//! The intent rule (upstream-hermes §2.4): `desired_state` when present
+//! The intent rule (doc/design.md#intent): `desired_state` when present
 //! and not null, verbatim; else `gateway_state`, where `draining` and
 //! `degraded` count as `running`. Only the exact string `running`
 //! autostarts. A value that is not a string is reported as its JSON text
@@ -421,7 +421,7 @@ mod tests {
         parse_intent(json.as_bytes()).unwrap()
     }
 
-    /// upstream-hermes §3.3, the autostart rules, as (file, prior, starts).
+    /// doc/design.md#intent, the autostart rules, as (file, prior, starts).
     #[test]
     fn the_intent_table() {
         let table: &[(&str, Option<&str>, bool)] = &[

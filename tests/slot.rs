@@ -303,7 +303,7 @@ fn errors_and_their_exit_codes() {
     assert_eq!(o.status.code(), Some(1), "register twice: {}", stderr(&o));
     assert!(stderr(&o).contains("gateway 'coder' is already registered"), "{}", stderr(&o));
 
-    // The names reconcile refuses (upstream-hermes §2.9), and a newline.
+    // The names reconcile refuses (doc/design.md#profile-names), and a newline.
     let long = "a".repeat(252);
     for bad in
         ["", "Coder", "foo/bar", "../escape", "-leading-dash", "_leading_underscore", "name with spaces", "name.with.dots", &long, "a\n"]
@@ -413,7 +413,7 @@ fn twenty_in_parallel_twice() {
 }
 
 /// kill -9 at random moments during register and unregister: running the
-/// same command again converges, and nothing is left behind (DESIGN §5).
+/// same command again converges, and nothing is left behind (doc/design.md#attacker-tests).
 #[test]
 fn kill_9_at_random_moments_then_a_rerun_converges() {
     if !root_or_skip("kill_9_at_random_moments_then_a_rerun_converges") {
@@ -471,7 +471,7 @@ fn kill_9_at_random_moments_then_a_rerun_converges() {
 /// Two commands on the same profile at once (a user's retry racing the
 /// first try): two registers give one slot and one "already registered",
 /// two unregisters both end with nothing left; never an error of the
-/// other's making (DESIGN: nothing lost, clear errors).
+/// other's making (doc/design.md#atomic-publish: nothing lost, clear errors).
 #[test]
 fn the_same_profile_twice_at_once() {
     if !root_or_skip("the_same_profile_twice_at_once") {

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Baseline for `bench/run reconcile`: the upstream boot reconcile
 (hermes_cli/container_boot.py, version R-3, see
-reference/upstream-hermes.md §2.4) re-implemented with the Python standard
+doc/design.md#upstream-helpers) re-implemented with the Python standard
 library only, so its cost can be compared with hermes-reconcile's.
 
 Same algorithm and same file operations: container argv from /proc, the

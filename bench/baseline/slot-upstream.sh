@@ -1,7 +1,7 @@
 #!/bin/sh
 # slot-upstream.sh register|register-supervised|register-probe|unregister SCANDIR PROFILE [TEMPLATE]
 # The benchmark baseline for hermes-slot: upstream's S6ServiceManager
-# (reference/upstream-hermes.md §2.5) with the s6 tools, minus Python.
+# (doc/design.md#upstream-helpers) with the s6 tools, minus Python.
 #   register: the slot is built in .gateway-<p>.tmp (here: a copy of
 #     TEMPLATE, a complete slot with its supervise skeleton), renamed into
 #     place, then `s6-svscanctl -a`, which returns without waiting: the

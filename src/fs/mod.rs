@@ -1,4 +1,4 @@
-//! File-descriptor based filesystem operations (DESIGN §4).
+//! File-descriptor based filesystem operations (doc/design.md#fd-safety).
 //!
 //! Everything here is safe to run as root inside a tree that an
 //! unprivileged user can write while we work:

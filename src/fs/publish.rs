@@ -1,4 +1,4 @@
-//! Atomic publication of a directory built aside (DESIGN §4).
+//! Atomic publication of a directory built aside (doc/design.md#atomic-publish).
 //!
 //! A slot is built under a dot-name that s6-svscan ignores, synced, then
 //! renamed onto its real name in one step, and the parent is synced so the

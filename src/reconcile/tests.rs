@@ -1,4 +1,4 @@
-//! The reconcile core on scratch trees (upstream-hermes §3.3 in spirit).
+//! The reconcile core on scratch trees (doc/design.md#intent).
 //! Run as whoever runs `cargo test`: slots are owned by the caller.
 
 use std::os::unix::fs::{PermissionsExt, symlink};

@@ -1,6 +1,6 @@
 //! s6's on-disk protocol: the names and modes that s6-supervise and
 //! s6-svscan use in a service directory and a scan directory.
-//! Every literal of that protocol lives here (reference: s6.md §1-§2).
+//! Every literal of that protocol lives here (doc/design.md#s6).
 
 pub mod control;
 pub mod listen;

@@ -29,7 +29,7 @@ pub const USAGE: &str =
 /// caps a scan at 160000 services, loggers included).
 const MAX_SERVICES: usize = 200_000;
 
-/// Where the gateway slots live (DESIGN §1).
+/// Where the gateway slots live (doc/design.md#topologies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Topology {
     /// In the user's own scan directory, watched by an s6-svscan run as the user.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Self-test of the emulated s6-overlay boot (hermes-emu boot -2, rc.init and
 # rc.shutdown in tests/container/s6-overlay/): each behaviour of the real
-# 3.2.3.x boot that the tools depend on (s6-real-world.md §3).
+# 3.2.3.x boot that the tools depend on (doc/design.md#s6-overlay-boot).
 # shellcheck disable=SC2016 # single-quoted scripts run inside the container
 # shellcheck source=tests/integration/lib.sh
 . "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
