@@ -29,6 +29,17 @@ pub struct Error {
     op: &'static str,
     object: String,
     cause: Cause,
+    tag: Option<Tag>,
+}
+
+/// What a caller decides on, beyond the cause: set where the error is
+/// made, so that no caller recognises an error by its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tag {
+    /// A directory could not be created.
+    Mkdir,
+    /// The object exists and may not be replaced.
+    Exists,
 }
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -36,17 +47,27 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// A failed system call: `op` is a verb phrase ("open", "chown").
     pub fn sys(op: &'static str, object: impl AsRef<Path>, errno: Errno) -> Error {
-        Error { op, object: object.as_ref().display().to_string(), cause: Cause::Sys(errno) }
+        Error { op, object: object.as_ref().display().to_string(), cause: Cause::Sys(errno), tag: None }
     }
 
     /// An object that is not acceptable as it is.
     pub fn refused(op: &'static str, object: impl AsRef<Path>, why: impl Into<String>) -> Error {
-        Error { op, object: object.as_ref().display().to_string(), cause: Cause::Refused(why.into()) }
+        Error { op, object: object.as_ref().display().to_string(), cause: Cause::Refused(why.into()), tag: None }
     }
 
     /// A bound that was reached.
     pub fn limit(op: &'static str, object: impl AsRef<Path>, why: impl Into<String>) -> Error {
-        Error { op, object: object.as_ref().display().to_string(), cause: Cause::Limit(why.into()) }
+        Error { op, object: object.as_ref().display().to_string(), cause: Cause::Limit(why.into()), tag: None }
+    }
+
+    /// The same error, tagged for the callers that decide on it.
+    pub fn tagged(self, tag: Tag) -> Error {
+        Error { tag: Some(tag), ..self }
+    }
+
+    /// The tag set where the error was made, if any.
+    pub fn tag(&self) -> Option<Tag> {
+        self.tag
     }
 
     pub fn op(&self) -> &'static str {

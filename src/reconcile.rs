@@ -25,7 +25,7 @@ use nix::errno::Errno;
 use crate::boot_policy::{self, Named, Policy};
 use crate::config_yaml;
 use crate::container::Command;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Tag};
 use crate::fs::publish::{Rename, rename_at};
 use crate::fs::{Dir, Kind};
 use crate::msg::printable;
@@ -589,7 +589,7 @@ fn one(
 /// Whether a slot failed because its staging directory could not be
 /// created in the scan directory for lack of permission or space.
 fn cannot_write(scandir: &Dir, profile: &Profile, e: &Error) -> bool {
-    e.op() == "mkdir"
+    e.tag() == Some(Tag::Mkdir)
         && Path::new(e.object()) == scandir.child_path(OsStr::new(&slot::staging_name(profile)))
         && matches!(e.errno(), Some(Errno::EACCES | Errno::EPERM | Errno::EROFS | Errno::ENOSPC | Errno::EDQUOT))
 }

@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Tag};
 use crate::fs::Sync;
 use crate::fs::publish::{self, Published, Rename, rename_at};
 use crate::fs::tree::{self, Limits};
@@ -103,12 +103,12 @@ fn is_aside(name: &[u8]) -> bool {
 const ALREADY: &str = "already registered";
 
 fn already_registered(scandir: &Dir, real: &OsStr) -> Error {
-    Error::refused("register", scandir.child_path(real), ALREADY)
+    Error::refused("register", scandir.child_path(real), ALREADY).tagged(Tag::Exists)
 }
 
 /// Whether an error of [`install`] is its refusal of an existing slot.
 pub fn is_already_registered(e: &Error) -> bool {
-    e.op() == "register" && matches!(e.cause(), crate::error::Cause::Refused(why) if why == ALREADY)
+    e.tag() == Some(Tag::Exists)
 }
 
 /// `.gateway-<profile>.tmp.gone-`: the names a slot takes when it leaves

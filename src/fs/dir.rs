@@ -11,7 +11,7 @@ use nix::fcntl::{AtFlags, OFlag, openat};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat, fstatat, mkdirat, mknodat};
 use nix::unistd::{Gid, Uid, UnlinkatFlags, fchownat, fsync, mkfifoat, unlinkat};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Tag};
 use crate::fs::Sync;
 
 /// What an inode is, from its `st_mode`.
@@ -308,7 +308,7 @@ impl Dir {
         match mkdirat(&self.fd, c.as_c_str(), Mode::from_bits_truncate(mode)) {
             Ok(()) => Ok(true),
             Err(Errno::EEXIST) => Ok(false),
-            Err(e) => Err(Error::sys("mkdir", self.child_path(name), e)),
+            Err(e) => Err(Error::sys("mkdir", self.child_path(name), e).tagged(Tag::Mkdir)),
         }
     }
 
