@@ -23,7 +23,8 @@
 //!   span so that a rewrite keeps every other byte;
 //! * [`slot`]: a profile's gateway slot, rendered, built and published;
 //! * [`reconcile`]: the boot reconcile of every profile's slot, by the
-//!   rule [`boot_policy`] picks, reading [`config_yaml`];
+//!   rule [`boot_policy`] picks, reading [`config_yaml`], its builds spread
+//!   over [`thread_pool`], its log stamped by [`local_time`];
 //! * [`park`]: the marker that keeps a parked profile down at boot;
 //! * [`lifecycle`]: a slot at run time: register, unregister, control,
 //!   observe, with waits on s6's events instead of sleeps;
@@ -45,6 +46,7 @@ pub mod fs;
 pub mod json_text;
 pub mod layout;
 pub mod lifecycle;
+pub mod local_time;
 pub mod msg;
 pub mod park;
 pub mod perms;
@@ -57,6 +59,7 @@ pub mod scandir;
 pub mod skeleton;
 pub mod slot;
 pub mod state;
+pub mod thread_pool;
 pub mod tool;
 pub mod truthy;
 pub mod user;

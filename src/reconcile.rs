@@ -7,7 +7,8 @@
 //! `processes.json` (pids of a PID namespace that is gone), build and
 //! publish the slot ([`slot`]). Before that, the legacy migration may
 //! record `running` for the root profile; after it, one line per slot is
-//! appended to `$HERMES_HOME/logs/container-boot.log`.
+//! appended to `$HERMES_HOME/logs/container-boot.log` ([`boot_log`]).
+//! What the tool prints is [`report`]'s.
 //!
 //! Error policy: a bad profile never stops the others. Every problem with
 //! one profile, state file, leftover or log is a warning handed to the
@@ -26,13 +27,18 @@ use crate::boot_policy::{self, Named, Policy};
 use crate::config_yaml;
 use crate::container::Command;
 use crate::error::{Error, Result, Tag};
-use crate::fs::publish::{Rename, rename_at};
 use crate::fs::{Dir, Kind};
 use crate::msg::printable;
 use crate::profile::{self, Profile};
 use crate::skeleton::Owner;
 use crate::slot::{self, Built, Existing, RunAs, Start};
 use crate::state::{self, PriorExit};
+use crate::thread_pool::{parallel_map, workers};
+
+pub mod boot_log;
+pub mod report;
+
+use boot_log::append_boot_log;
 
 /// The directory of named profiles in `$HERMES_HOME`.
 pub const PROFILES: &str = crate::profile::PROFILES;
@@ -40,14 +46,6 @@ pub const PROFILES: &str = crate::profile::PROFILES;
 pub const MARKER: &str = "SOUL.md";
 /// Runtime files of the previous container, removed from every profile home.
 pub const STALE_FILES: [&str; 2] = ["gateway.pid", "processes.json"];
-/// The log directory in `$HERMES_HOME`.
-pub const LOGS: &str = "logs";
-/// The reconcile log in `logs/`.
-pub const BOOT_LOG: &str = "container-boot.log";
-/// Where the reconcile log is rotated to.
-pub const BOOT_LOG_OLD: &str = "container-boot.log.1";
-/// The reconcile log is rotated once it is at least this big (256 KiB).
-pub const ROTATE_AT: u64 = 262_144;
 /// Most entries read from `profiles/` (beyond: no named profile at all).
 const MAX_PROFILES: usize = 65_536;
 
@@ -308,64 +306,6 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
     Ok(Outcome { entries, migrated, scandir_unwritable, system_failures, folded, root_started_for_folded })
 }
 
-/// How many threads build slots: one per 8 profiles (none below 16), at
-/// most one per CPU and at most 8. tmpfs scales with cores, but starting
-/// and joining a thread costs about as much as a few slots: below 16
-/// profiles one thread is faster (`bench/RESULTS.md`).
-fn workers(profiles: usize) -> usize {
-    if profiles < 16 {
-        return 1;
-    }
-    cpus().min(8).min(profiles / 8).max(1)
-}
-
-/// The CPUs this process may run on: `sched_getaffinity`, one system call
-/// (std's available_parallelism also reads cgroup files from /proc).
-fn cpus() -> usize {
-    // SAFETY: an all-zero cpu_set_t is valid; the kernel fills it.
-    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    // SAFETY: the pointer and size describe `set`.
-    let r = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
-    if r != 0 {
-        return 1;
-    }
-    // SAFETY: `set` was filled by the kernel.
-    (unsafe { libc::CPU_COUNT(&set) }).max(1) as usize
-}
-
-/// `f` over `items` on `workers` threads (the caller's included), results
-/// in the order of `items`. A thread that cannot be started is no error:
-/// the others do its share.
-fn parallel_map<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    if workers <= 1 {
-        return items.iter().map(f).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let work = || {
-        let mut out = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(item) = items.get(i) else { return out };
-            out.push((i, f(item)));
-        }
-    };
-    let mut all = std::thread::scope(|s| {
-        let helpers: Vec<_> = (1..workers).filter_map(|_| std::thread::Builder::new().spawn_scoped(s, work).ok()).collect();
-        let mut all = work();
-        for h in helpers {
-            match h.join() {
-                Ok(part) => all.extend(part),
-                // Only a bug panics; let it be seen as one.
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        all
-    });
-    all.sort_unstable_by_key(|(i, _)| *i);
-    all.into_iter().map(|(_, r)| r).collect()
-}
-
 fn warn_with(warn: Warn<'_>, e: &Error, then: &str) {
     warn(&format_args!("{e}; {then}"));
 }
@@ -601,122 +541,6 @@ fn remove_stale_files(dir: &Dir, warn: Warn<'_>) {
             warn(&e);
         }
     }
-}
-
-/// `reconcile: profile=<p> prior_state=<s|None> action=<a>`.
-pub fn report_line(e: &Entry) -> String {
-    let prior = e.prior_state.as_deref().map_or("None".into(), state::printable);
-    format!("reconcile: profile={} prior_state={prior} action={}", e.profile, e.action.as_str())
-}
-
-/// The entries as a JSON array of `{profile, prior_state, action,
-/// prior_exit, folded_into_root}`, on one line (strings escaped by
-/// serde_json).
-pub fn report_json(entries: &[Entry]) -> String {
-    let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string());
-    let mut out = String::from("[");
-    for (i, e) in entries.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
-        }
-        let prior = e.prior_state.as_deref().map_or("null".to_string(), quote);
-        out.push_str(&format!(
-            "{{\"profile\":{},\"prior_state\":{prior},\"action\":{},\"prior_exit\":{},\"folded_into_root\":{}}}",
-            quote(e.profile.as_str()),
-            quote(e.action.as_str()),
-            quote(e.prior_exit.as_str()),
-            e.folded_into_root
-        ));
-    }
-    out.push(']');
-    out
-}
-
-/// One line of the boot log (without its newline); the multiplex rule
-/// appends ` folded_into_root=True|False` (Python's spelling, as R-4).
-pub fn log_line(timestamp: &str, e: &Entry, policy: Policy) -> String {
-    let prior = e.prior_state.as_deref().map_or("None".into(), state::printable);
-    let mut line =
-        format!("{timestamp} profile={} prior_state={prior} action={} prior_exit={}", e.profile, e.action.as_str(), e.prior_exit.as_str());
-    if policy == Policy::Multiplex {
-        line.push_str(if e.folded_into_root { " folded_into_root=True" } else { " folded_into_root=False" });
-    }
-    line
-}
-
-/// `epoch` as local time, `YYYY-MM-DDTHH:MM:SS+HHMM` (strftime's
-/// `%Y-%m-%dT%H:%M:%S%z`), from the TZ variable or /etc/localtime.
-pub fn local_timestamp(epoch: i64) -> String {
-    // (time_t's width is the C library's: inferred from localtime_r.)
-    let t = epoch as _;
-    // SAFETY: an all-zero tm is a valid value; localtime_r fills it.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers are valid for the call.
-    if unsafe { libc::localtime_r(&t, &mut tm) }.is_null() {
-        return format!("@{epoch}");
-    }
-    let off = tm.tm_gmtoff;
-    let sign = if off < 0 { '-' } else { '+' };
-    let off = off.unsigned_abs();
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{sign}{:02}{:02}",
-        tm.tm_year as i64 + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec,
-        off / 3600,
-        off % 3600 / 60
-    )
-}
-
-/// Appends one line per entry to `home/logs/container-boot.log` (one
-/// write), after rotating a log of [`ROTATE_AT`] bytes or more to `.1`
-/// (replacing an older `.1`). A failed rotation is a warning.
-pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, policy: Policy, warn: Warn<'_>) -> Result<()> {
-    let logs = user_dir(home, OsStr::new(LOGS), owner)?;
-    let log = OsStr::new(BOOT_LOG);
-    let full = matches!(logs.stat_at(log)?, Some(st) if st.kind == Kind::File && st.size >= ROTATE_AT);
-    if full && let Err(e) = rename_at(&logs, log, &logs, OsStr::new(BOOT_LOG_OLD), Rename::Replace) {
-        warn_with(warn, &e, "the boot log was not rotated");
-    }
-    let ts = local_timestamp(now);
-    let mut text = String::new();
-    for e in entries {
-        text.push_str(&log_line(&ts, e, policy));
-        text.push('\n');
-    }
-    let chown = match owner {
-        Owner::Chown { uid, gid } => Some((uid, gid)),
-        Owner::Caller { .. } => None,
-    };
-    logs.append_file_for(log, 0o644, text.as_bytes(), chown)?;
-    Ok(())
-}
-
-/// Opens the directory `name` in the user's `home`, made 0755 for the
-/// user if absent. Made by root, it is created 0700 (nobody else can enter
-/// it), opened without following, checked to be a directory only we could
-/// have made (ours, 0700, empty), then given to the user and opened up
-/// through that fd: a name the user swaps meanwhile is refused, never
-/// chowned.
-fn user_dir(home: &Dir, name: &OsStr, owner: Owner) -> Result<Dir> {
-    const PRIVATE: u32 = 0o700;
-    if !home.mkdir_at(name, PRIVATE)? {
-        return home.open_dir(name);
-    }
-    let dir = home.open_dir(name)?;
-    let st = dir.stat()?;
-    let euid = nix::unistd::geteuid().as_raw();
-    if st.uid != euid || st.mode != PRIVATE || dir.entries(0).is_err() {
-        return Err(Error::refused("make", dir.path(), "replaced while it was being made"));
-    }
-    if let Owner::Chown { uid, gid } = owner {
-        dir.chown(uid, gid)?;
-    }
-    dir.chmod(0o755)?;
-    Ok(dir)
 }
 
 #[cfg(test)]

@@ -229,7 +229,10 @@ fn the_boot_log_as_root_never_reaches_a_root_file() {
         "boot log",
         &setup,
         &pairs,
-        || reconcile::append_boot_log(&home, std::slice::from_ref(&entry), 1_700_000_000, USER, Policy::PerProfile, &mut |_| {}).is_ok(),
+        || {
+            reconcile::boot_log::append_boot_log(&home, std::slice::from_ref(&entry), 1_700_000_000, USER, Policy::PerProfile, &mut |_| {})
+                .is_ok()
+        },
         || {
             n += 1;
             // A fresh log each time; every other time a fresh logs/ too.

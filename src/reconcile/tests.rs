@@ -4,7 +4,10 @@
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 
+use super::boot_log::{BOOT_LOG, BOOT_LOG_OLD, ROTATE_AT};
+use super::report::{report_json, report_line};
 use super::*;
+use crate::local_time::local_timestamp;
 use crate::state::STATE_FILE;
 
 struct Tree {

@@ -132,11 +132,11 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         }
     }
     if args.json {
-        out.push_str(&reconcile::report_json(&outcome.entries));
+        out.push_str(&reconcile::report::report_json(&outcome.entries));
         out.push('\n');
     } else {
         for e in &outcome.entries {
-            out.push_str(&reconcile::report_line(e));
+            out.push_str(&reconcile::report::report_line(e));
             out.push('\n');
         }
     }
