@@ -188,7 +188,9 @@ impl fmt::Display for ServiceAccess {
         write!(f, "status {}, control {}, ", self.status, self.control)?;
         match &self.events {
             Answer::No(why) => write!(f, "events not granted ({}; {EVENTS_WHY})", crate::msg::printable(why)),
-            Answer::Yes => write!(f, "events RISK (the user may create entries in event/: {EVENTS_WHY}, so the user can make root overwrite any file)"),
+            Answer::Yes => {
+                write!(f, "events RISK (the user may create entries in event/: {EVENTS_WHY}, so the user can make root overwrite any file)")
+            }
         }
     }
 }
@@ -538,7 +540,10 @@ mod tests {
             Some(&st(Kind::File, 0o644, 0, 0)),
         );
         assert!(a.as_wanted(), "{a}");
-        assert_eq!(a.to_string(), "status yes, control yes, events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)");
+        assert_eq!(
+            a.to_string(),
+            "status yes, control yes, events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)"
+        );
         // Not supervised yet: no status to read is not a refusal.
         let a = access(
             &hermes(),

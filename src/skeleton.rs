@@ -255,6 +255,18 @@ fn apply(svc: &Dir, owner: Owner, report: &mut Report) -> Result<()> {
 /// Root's [`apply`] (module docs): the missing entries are built in a
 /// private workshop in `svc`, handed over, then renamed into place.
 fn apply_as_root(svc: &Dir, uid: u32, gid: u32, report: &mut Report) -> Result<()> {
+    if complete(svc)? {
+        // Nothing to build: no workshop, nothing changed (a live service).
+        let sup = svc.open_dir(OsStr::new(s6::SUPERVISE))?;
+        for e in &SKELETON {
+            let dir = if e.in_supervise { &sup } else { svc };
+            match dir.stat_at(OsStr::new(e.name))? {
+                Some(st) => keep(dir, e, st, (uid, gid), report)?,
+                None => return Err(Error::refused("seed", dir.child_path(OsStr::new(e.name)), "vanished while being seeded")),
+            }
+        }
+        return Ok(());
+    }
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     let ws_name = std::ffi::OsString::from(format!(".hermes-seed-supervise.{}.{nanos}", std::process::id()));
     let Some(ws) = handover::private_dir(svc, &ws_name)? else {
@@ -325,6 +337,22 @@ fn build_as_root(svc: &Dir, ws: &Dir, uid: u32, gid: u32, report: &mut Report) -
     Ok(())
 }
 
+/// Whether every entry of the skeleton exists in `svc`.
+fn complete(svc: &Dir) -> Result<bool> {
+    for e in SKELETON.iter().filter(|e| !e.in_supervise) {
+        if svc.stat_at(OsStr::new(e.name))?.is_none() {
+            return Ok(false);
+        }
+    }
+    let sup = svc.open_dir(OsStr::new(s6::SUPERVISE))?;
+    for e in SKELETON.iter().filter(|e| e.in_supervise) {
+        if sup.stat_at(OsStr::new(e.name))?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Renames `name` from the workshop into `to`, never over anything: an
 /// entry made there meanwhile is refused (ours is removed with the
 /// workshop).
@@ -334,7 +362,11 @@ fn move_in(ws: &Dir, to: &Dir, name: &str) -> Result<()> {
         return Ok(()); // existed already: not built
     }
     rename_at(ws, name, to, name, Rename::NoReplace).map_err(|e| {
-        if e.errno() == Some(nix::errno::Errno::EEXIST) { Error::refused("seed", to.child_path(name), "appeared while being seeded") } else { e }
+        if e.errno() == Some(nix::errno::Errno::EEXIST) {
+            Error::refused("seed", to.child_path(name), "appeared while being seeded")
+        } else {
+            e
+        }
     })
 }
 

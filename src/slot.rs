@@ -43,9 +43,9 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::fs::Sync;
+use crate::fs::handover::{self, Handover};
 use crate::fs::publish::{self, Published, Rename, rename_at};
 use crate::fs::tree::{self, Limits};
-use crate::fs::handover::{self, Handover};
 use crate::fs::{Dir, Kind, creation_mode_is_exact};
 use crate::profile::Profile;
 use crate::s6;

@@ -69,7 +69,11 @@ impl Handover {
             return Err(Error::refused("hand over", node.path(), crate::fs::dir_describe(st.kind)));
         }
         if st.uid != euid || (st.kind != Kind::Dir && st.nlink != 1) {
-            return Err(Error::refused("hand over", node.path(), format!("is not what was built ({}:{}, {} links)", st.uid, st.gid, st.nlink)));
+            return Err(Error::refused(
+                "hand over",
+                node.path(),
+                format!("is not what was built ({}:{}, {} links)", st.uid, st.gid, st.nlink),
+            ));
         }
         self.pinned.push((node, mode));
         Ok(())
@@ -82,11 +86,7 @@ impl Handover {
     pub fn give(self, top: Option<(&Dir, u32)>) -> Result<()> {
         let (uid, gid) = (self.uid, self.gid);
         let wrong = |path: &std::path::Path, st: &Stat, mode: u32| {
-            Error::refused(
-                "hand over",
-                path,
-                format!("ended up {:04o} {}:{} instead of {mode:04o} {uid}:{gid}", st.mode, st.uid, st.gid),
-            )
+            Error::refused("hand over", path, format!("ended up {:04o} {}:{} instead of {mode:04o} {uid}:{gid}", st.mode, st.uid, st.gid))
         };
         for (mut node, mode) in self.pinned {
             node.chown(uid, gid)?;
