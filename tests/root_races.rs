@@ -290,7 +290,7 @@ fn reconcile_as_root_under_attack() {
             attack_staging(&mut plan, sd, &format!(".gateway-{p}.tmp"), &format!(".atk-{p}"));
         }
     }
-    let state = |run: u64| if run % 2 == 0 { "{\"desired_state\":\"running\"}" } else { "{\"desired_state\":\"stopped\"}" };
+    let state = |run: u64| if run.is_multiple_of(2) { "{\"desired_state\":\"running\"}" } else { "{\"desired_state\":\"stopped\"}" };
     race("hermes-reconcile as root", &plan, &canaries, |run| {
         // Every other run flips each slot's down file: every slot is rebuilt.
         for p in profiles {
@@ -448,7 +448,7 @@ fn svscan_perms_under_attack() {
         (scan.join(".gateway-x.tmp/log"), scan.join(".atk-ctl")),
     ]);
     race("hermes-svscan-perms", &plan, &canaries, |run| {
-        let topology = if run % 2 == 0 { "shared" } else { "isolated" };
+        let topology = if run.is_multiple_of(2) { "shared" } else { "isolated" };
         let o = Command::new(tool("hermes-svscan-perms"))
             .args(["-u", ":10000:10000", "-t", topology, "-r"])
             .arg(s.join("sd"))
