@@ -437,10 +437,7 @@ pub fn control(svc: &Dir, cmd: Command, wait: Option<&Deadline>) -> Result<Contr
         Command::Stop => s.pid == 0 && !s.finishing,
         Command::Restart => s.is_up() && s.pid != old_pid,
     };
-    // Without events, the status says it: changed since the command was
-    // sent, down, no finish running, and no longer wanted up (s6-supervise
-    // clears that when finish exits 125).
-    let gave_up = |s: &Status| Some(*s) != before && s.pid == 0 && !s.finishing && !s.want_up;
+    let gave_up = |s: &Status| gave_up(before.as_ref(), s);
     let mut backoff = Backoff::new();
     let mut events = Vec::new();
     loop {
@@ -460,6 +457,15 @@ pub fn control(svc: &Dir, cmd: Command, wait: Option<&Deadline>) -> Result<Contr
         }
         sub.read_events(&mut events)?;
     }
+}
+
+/// Whether the supervisor gave up on a service told to start, from its
+/// status alone (a wait without events): the status changed since the
+/// command was sent (`before`), and the service is down, no finish is
+/// running, and it is no longer wanted up (s6-supervise clears that when
+/// finish exits 125).
+fn gave_up(before: Option<&Status>, now: &Status) -> bool {
+    before != Some(now) && now.pid == 0 && !now.finishing && !now.want_up
 }
 
 /// What is known of a profile's slot.
@@ -492,4 +498,35 @@ pub fn observe(scandir: &Dir, profile: &Profile) -> Result<Observed> {
 /// directory under that name is refused.
 pub fn open_slot(scandir: &Dir, profile: &Profile) -> Result<Option<Dir>> {
     scandir.open_dir_if_present(OsStr::new(&slot::name(profile)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A status as s6-supervise writes it (35 bytes).
+    fn st(since: u64, pid: u64, finishing: bool, want_up: bool) -> Status {
+        let mut b = [0u8; 35];
+        b[..8].copy_from_slice(&((1u64 << 62) + 37 + since).to_be_bytes());
+        b[24..32].copy_from_slice(&pid.to_be_bytes());
+        b[34] = (finishing as u8) << 1 | (want_up as u8) << 2;
+        Status::decode(&b).unwrap()
+    }
+
+    #[test]
+    fn giving_up_is_read_from_the_status_once_it_changed() {
+        let parked = st(100, 0, false, false);
+        // Not processed yet: the status is still the one before the command.
+        assert!(!gave_up(Some(&parked), &parked));
+        // Wanted up, up, finishing: not given up (yet).
+        assert!(!gave_up(Some(&parked), &st(100, 0, false, true)));
+        assert!(!gave_up(Some(&parked), &st(101, 42, false, true)));
+        assert!(!gave_up(Some(&parked), &st(102, 0, true, true)));
+        assert!(!gave_up(Some(&parked), &st(102, 0, true, false)), "finish still running");
+        // Finish exited 125: down, not wanted up, a new stamp.
+        assert!(gave_up(Some(&parked), &st(103, 0, false, false)));
+        // A restart of an up service that then gives up.
+        assert!(gave_up(Some(&st(50, 7, false, true)), &st(60, 0, false, false)));
+        assert!(gave_up(None, &st(60, 0, false, false)), "no status before: any down, unwanted one");
+    }
 }
