@@ -26,7 +26,7 @@ use common::*;
 /// Successful exchanges each tool is raced with, at least.
 const SWAPS: u64 = 1_000_000;
 /// The longest an attack on one tool lasts.
-const TIME_CAP: Duration = Duration::from_secs(45);
+const TIME_CAP: Duration = Duration::from_secs(60);
 /// Consecutive exchanges of one pair while they succeed: a pair that
 /// exists is flipped back and forth while the tool works on it.
 const BURST: u32 = 64;
