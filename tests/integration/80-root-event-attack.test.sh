@@ -9,7 +9,8 @@
 # hermes must still read and control the dashboard (s6-svstat, s6-svc, and
 # hermes-slot's waits, which poll the status where they cannot subscribe).
 # An event/ left group-writable by an earlier run, with a symlink planted in
-# it, is closed and emptied by the boot.
+# it, is closed and emptied by the boot. The shared topology closes root's
+# services the same way, and its doctor names each slot's own risk.
 # shellcheck disable=SC2016 # single-quoted scripts run inside the container
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -73,4 +74,16 @@ assert_eq "$before" "$(canary)" "the canary, at the end"
 assert_rc 0 emu_root /usr/bin/hermes-svscan-perms -n
 assert_contains "$ASSERT_OUT" "service $D: status yes, control yes, events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)" "-n on the dashboard"
 emu_root umount /run/probe/gateway-dash
+emu_down "$EMU"
+
+# The shared topology: root's static services are closed the same way, and
+# the doctor names the layout's own risk for every slot in /run/service.
+emu_boot -o "$HERMES_S6_DESTDIR" -o "$(emu_standin_overlay)" -e HERMES_HOME=/opt/data -e HERMES_S6_TOPOLOGY=shared
+emu_root install -d -m 1777 /run/standin
+out=$(emu_stage2 2>&1)
+assert_contains "$out" "/etc/cont-init.d/02-reconcile-profiles exited 0" "shared: the image booted"
+assert_eq "3730 root:root" "$(emu_root stat -c '%a %U:%G' $D/event)" "shared: event/ of root's services"
+assert_rc 1 emu_user ln -s $CANARY "$D/event/$(fifo_name d)"
+emu_root /usr/bin/hermes-svscan-perms -n -t shared >"$EMU_TMP/doctor" || true
+assert_contains "$(cat "$EMU_TMP/doctor")" "slot /run/service/gateway-default: RISK (service directory 0755 10000:10000: under root's s6-supervise the user can make root overwrite any file (a symlink at supervise/status.new, or in event/))" "shared: the slot's risk"
 emu_down "$EMU"
