@@ -18,12 +18,13 @@ use crate::fs::{Dir, Kind, Node, Stat};
 
 /// Whether `dir`, just made by the caller with mode 0700, is that fresh
 /// private directory: a directory owned by the caller, no access for group
-/// or others, no subdirectory. Anything else (a directory the user put
-/// under that name meanwhile) is refused.
+/// or others, no subdirectory (2 links; btrfs always counts 1). Anything
+/// else (a directory the user put under that name meanwhile) is refused;
+/// files in it would make the build's exclusive creations fail.
 pub fn check_private(dir: &Dir) -> Result<Stat> {
     let st = dir.stat()?;
     let euid = nix::unistd::geteuid().as_raw();
-    if st.kind != Kind::Dir || st.uid != euid || st.mode & 0o077 != 0 || st.nlink != 2 {
+    if st.kind != Kind::Dir || st.uid != euid || st.mode & 0o077 != 0 || st.nlink > 2 {
         return Err(Error::refused(
             "build in",
             dir.path(),
