@@ -288,6 +288,12 @@ fn reconcile_as_root_under_attack() {
     for sd in [&scan, &scan2] {
         for p in ["default"].iter().chain(&profiles) {
             attack_staging(&mut plan, sd, &format!(".gateway-{p}.tmp"), &format!(".atk-{p}"));
+            // A published slot (the user's), exchanged with a look-alike of
+            // canary links that root reads back and may remove.
+            let fake = sd.join(format!(".atk-slot-{p}"));
+            plan.dirs.extend([fake.clone(), fake.join("log")]);
+            plan.links.extend(["type", "run", "finish", "log/run"].map(|f| fake.join(f)));
+            plan.pairs.push((sd.join(format!("gateway-{p}")), fake));
         }
     }
     let state = |run: u64| if run.is_multiple_of(2) { "{\"desired_state\":\"running\"}" } else { "{\"desired_state\":\"stopped\"}" };
