@@ -86,6 +86,9 @@ struct Plan {
     pairs: Vec<(PathBuf, PathBuf)>,
     /// Pairs whose window is short: tried again after every other pair.
     hot: Vec<(PathBuf, PathBuf)>,
+    /// Links of the regular canary made again after every other pair, for
+    /// hot pairs inside directories that exist only briefly.
+    hot_links: Vec<PathBuf>,
 }
 
 fn c(p: &Path) -> CString {
@@ -107,6 +110,7 @@ impl Attacker {
         let dirs: Vec<CString> = plan.dirs.iter().map(|p| c(p)).collect();
         let links: Vec<(CString, CString)> =
             plan.links.iter().map(|p| (c(&canaries.file), c(p))).chain(plan.fifo_links.iter().map(|p| (c(&canaries.fifo), c(p)))).collect();
+        let hot_links: Vec<(CString, CString)> = plan.hot_links.iter().map(|p| (c(&canaries.file), c(p))).collect();
         let all = plan.pairs.iter().chain(&plan.hot);
         let pairs: Vec<(CString, CString)> = all.map(|(a, b)| (c(a), c(b))).collect();
         let hot = plan.pairs.len();
@@ -144,11 +148,12 @@ impl Attacker {
                         }
                         n as u64
                     };
-                    for i in 0..hot.max(1) {
-                        if i < hot {
-                            let n = exchange(&pairs[i]);
-                            counts[i] += n;
-                            total += n;
+                    for i in 0..hot {
+                        let n = exchange(&pairs[i]);
+                        counts[i] += n;
+                        total += n;
+                        for (from, to) in &hot_links {
+                            libc::link(from.as_ptr(), to.as_ptr());
                         }
                         for j in hot..pairs.len() {
                             let n = exchange(&pairs[j]);
@@ -248,10 +253,10 @@ fn user_dir(p: &Path) {
 fn attack_staging(plan: &mut Plan, sd: &Path, staging: &str, decoy: &str) {
     let t = sd.join(staging);
     plan.dirs.push(sd.join(decoy));
-    plan.links.extend([sd.join(decoy).join(".h0"), t.join(".h0"), t.join("log/.h1"), t.join("log/.h2"), t.join("log/.h4")]);
-    plan.fifo_links.push(t.join("log/supervise/.h3"));
-    plan.pairs.extend([
-        (t.clone(), sd.join(decoy)),
+    plan.links.push(sd.join(decoy).join(".h0"));
+    plan.hot_links.extend([t.join(".h0"), t.join("log/.h1"), t.join("log/.h2"), t.join("log/supervise/.h3"), t.join("log/.h4")]);
+    plan.pairs.push((t.clone(), sd.join(decoy)));
+    plan.hot.extend([
         (t.join(".h0"), t.join("log")),
         (t.join("log/.h1"), t.join("log/event")),
         (t.join("log/.h2"), t.join("log/supervise")),
