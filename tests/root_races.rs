@@ -10,8 +10,11 @@
 //! Each tool gets at least [`SWAPS`] successful exchanges (bounded by
 //! [`TIME_CAP`]). `HERMES_S6_RACE_BINDIR` runs the tools found there
 //! instead of this build's: pointed at the binaries of main before the
-//! fix, reconcile, register and seed-supervise change a canary (the
-//! regular one becomes 10000:10000 mode 3730, the FIFO 10000:10000 0660).
+//! fix, reconcile, register and seed-supervise each change a canary within
+//! a few hundred runs (the regular one's mode becomes 3730, and its owner
+//! 10000:10000 when the exchange comes before the chown; the FIFO becomes
+//! 10000:10000 0660). `hermes-svscan-perms` held before the fix too; its
+//! old fault was the `event/` grant (tests/integration/80-*).
 
 mod common;
 
