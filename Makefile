@@ -3,8 +3,8 @@
 #   make                      static release binaries (x86_64 musl)
 #   make install DESTDIR=DIR  the image overlay, laid out under DIR as in the image
 #   make check                installs what a fresh machine lacks, runs every test
-#   make demo                 boots the emulated container through the image's
-#                             stages with sample profiles; shows every slot
+#   make demo                 boots the emulated container through s6-overlay's
+#                             stages with sample profiles; shows every slot, then docker stop
 #   make demo-skeleton        a seeded slot vs a plain one, as hermes
 #   make bench                benchmarks, results in bench/RESULTS.md
 
