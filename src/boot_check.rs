@@ -20,11 +20,17 @@ use crate::s6;
 
 /// Where s6-overlay keeps what the boot needs (the real paths).
 pub struct Paths {
+    /// s6-overlay's package link (`/package/admin/s6-overlay`).
     pub overlay_link: PathBuf,
+    /// s6-overlay's own `/etc` tree (`/etc/s6-overlay`).
     pub etc: PathBuf,
+    /// Where stage 2 saves the container's environment (`with-contenv`).
     pub container_env: PathBuf,
+    /// s6-rc's live service directories.
     pub servicedirs: PathBuf,
+    /// PID 1's `status` file in /proc (who runs the container).
     pub pid1_status: PathBuf,
+    /// The scan directories the boot may use.
     pub scandirs: Vec<PathBuf>,
 }
 

@@ -28,6 +28,7 @@ pub enum Policy {
 }
 
 impl Policy {
+    /// The policy's name, as `HERMES_S6_BOOT_POLICY` spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Policy::PerProfile => "per-profile",

@@ -11,7 +11,9 @@ pub use lexopt::{Arg, Error, Parser};
 /// What a tool's `parse` found: arguments to run with, or `-h`.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Parsed<A> {
+    /// Run with these arguments.
     Run(A),
+    /// `-h`: print the usage on stdout and exit 0.
     Help,
 }
 

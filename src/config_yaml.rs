@@ -49,7 +49,12 @@ pub enum Invalid {
     Encoding,
     /// The YAML parser refused it, at this line and column (its own
     /// message may repeat the file's bytes and is never shown).
-    Yaml { line: usize, column: usize },
+    Yaml {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
     /// More than one document.
     Documents,
     /// Valid YAML whose top level is not a mapping.

@@ -42,6 +42,7 @@ pub enum Tag {
     Exists,
 }
 
+/// The library's result.
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
@@ -70,14 +71,17 @@ impl Error {
         self.tag
     }
 
+    /// What was attempted (a verb phrase).
     pub fn op(&self) -> &'static str {
         self.op
     }
 
+    /// On what (a path, a name).
     pub fn object(&self) -> &str {
         &self.object
     }
 
+    /// Why it failed.
     pub fn cause(&self) -> &Cause {
         &self.cause
     }

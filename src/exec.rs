@@ -34,6 +34,7 @@ impl Failed {
         &self.prog
     }
 
+    /// The errno of the failed exec.
     pub fn errno(&self) -> Errno {
         self.errno
     }

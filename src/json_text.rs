@@ -32,15 +32,21 @@ pub const BOM: &[u8] = b"\xef\xbb\xbf";
 /// What a JSON value is, as Python's `json` would type it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A JSON object.
     Object,
+    /// A JSON array.
     Array,
+    /// A string.
     String,
     /// No fraction, no exponent: a Python `int`, whatever its size.
     Integer,
     /// A fraction or an exponent, `NaN` or an infinity: a Python `float`.
     Float,
+    /// `true`.
     True,
+    /// `false`.
     False,
+    /// `null`.
     Null,
 }
 
@@ -65,6 +71,7 @@ pub struct Member {
     pub key: Vec<u16>,
     /// The value's bytes in the text.
     pub value: Range<usize>,
+    /// What the value is.
     pub kind: Kind,
     /// The value, decoded, when it is a string.
     pub text: Option<Vec<u16>>,
@@ -97,9 +104,21 @@ impl Object {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Invalid {
     /// Not UTF-8 (Python's decoder fails before `json` sees it).
-    NotUtf8 { line: usize, column: usize },
+    NotUtf8 {
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in bytes.
+        column: usize,
+    },
     /// Not JSON: Python's message, and where (1-based, columns in bytes).
-    Syntax { what: &'static str, line: usize, column: usize },
+    Syntax {
+        /// Python's message.
+        what: &'static str,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column, in bytes.
+        column: usize,
+    },
     /// JSON, but not an object.
     NotObject(Kind),
 }

@@ -35,6 +35,8 @@
 //!
 //! The library never prints and never exits; tools map outcomes to messages.
 
+#![warn(missing_docs)]
+
 pub mod boot_check;
 pub mod boot_policy;
 pub mod cli;

@@ -70,7 +70,12 @@ pub enum Registered {
     Already,
     /// The rescan could not be sent: the slot was withdrawn again
     /// (`leftover`: what could not be removed, and why).
-    RescanFailed { why: Unreachable, leftover: Option<(PathBuf, Error)> },
+    RescanFailed {
+        /// Why s6-svscan could not be told.
+        why: Unreachable,
+        /// What could not be removed, and why.
+        leftover: Option<(PathBuf, Error)>,
+    },
 }
 
 /// One register or unregister of a profile at a time, across processes:
@@ -232,9 +237,19 @@ pub enum Unregistered {
     /// Out of the scan, but a supervisor still held its lock at the
     /// deadline; the slot is left at `left_at`. `prune`: why s6-svscan
     /// could not be told to let it go, if it could not.
-    ExitTimedOut { left_at: PathBuf, prune: Option<Unreachable> },
+    ExitTimedOut {
+        /// Where the slot is left.
+        left_at: PathBuf,
+        /// Why s6-svscan could not be told to let it go.
+        prune: Option<Unreachable>,
+    },
     /// Everything stopped, but the tree at `left_at` could not be removed.
-    Leftover { left_at: PathBuf, error: Error },
+    Leftover {
+        /// The tree left behind.
+        left_at: PathBuf,
+        /// Why it could not be removed.
+        error: Error,
+    },
 }
 
 /// Unregisters `profile`'s slot in `scandir` (idempotent). A slot that an
@@ -485,7 +500,12 @@ pub enum Observed {
     /// gone).
     Unsupervised,
     /// Supervised, with its status and whether it is normally up.
-    Supervised { status: Status, normally_up: bool },
+    Supervised {
+        /// What `supervise/status` says.
+        status: Status,
+        /// No `down` file.
+        normally_up: bool,
+    },
 }
 
 /// Reads the state of `profile`'s slot as s6-svstat does: lock, status,

@@ -59,26 +59,58 @@ pub const X: u32 = 1;
 /// Whether a run changes the filesystem or only looks at it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Act {
+    /// Make the changes.
     Change,
+    /// Only say what would change (`-n`).
     Check,
 }
 
 /// The state an object must end up in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Want {
+    /// File type.
     pub kind: Kind,
+    /// Permission bits.
     pub mode: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
 }
 
 /// One change, made or (under [`Act::Check`]) due.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Create { path: PathBuf, kind: Kind },
-    Chown { path: PathBuf, from: (u32, u32), to: (u32, u32) },
-    Chmod { path: PathBuf, from: u32, to: u32 },
-    Remove { path: PathBuf },
+    /// An entry was created.
+    Create {
+        /// What was created.
+        path: PathBuf,
+        /// Its type.
+        kind: Kind,
+    },
+    /// An owner changed.
+    Chown {
+        /// What changed owner.
+        path: PathBuf,
+        /// uid:gid before.
+        from: (u32, u32),
+        /// uid:gid after.
+        to: (u32, u32),
+    },
+    /// A mode changed.
+    Chmod {
+        /// What changed mode.
+        path: PathBuf,
+        /// Mode before.
+        from: u32,
+        /// Mode after.
+        to: u32,
+    },
+    /// An entry was removed.
+    Remove {
+        /// What was removed.
+        path: PathBuf,
+    },
 }
 
 impl fmt::Display for Change {
@@ -101,6 +133,7 @@ impl fmt::Display for Change {
 /// The user whose access is judged: the kernel's DAC rules, no ACLs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cred {
+    /// Owner.
     pub uid: u32,
     /// Primary and supplementary groups.
     pub groups: Vec<u32>,
@@ -128,7 +161,9 @@ impl Cred {
 /// Yes, or no with the first reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Answer {
+    /// Yes.
     Yes,
+    /// No, and why (which object, mode and owner).
     No(String),
 }
 

@@ -32,6 +32,7 @@ pub struct Profile(String);
 /// show the (escaped) path next to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NameError {
+    /// The empty name.
     Empty,
     /// The length in bytes.
     TooLong(usize),
@@ -73,6 +74,7 @@ impl Profile {
         Profile(ROOT.to_string())
     }
 
+    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }

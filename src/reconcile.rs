@@ -86,6 +86,7 @@ pub enum Action {
 }
 
 impl Action {
+    /// The word the report and the boot log print.
     pub fn as_str(self) -> &'static str {
         match self {
             Action::Started => "started",
@@ -97,9 +98,11 @@ impl Action {
 /// One reconciled profile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The profile.
     pub profile: Profile,
     /// The recorded intent; `None` when there is none.
     pub prior_state: Option<String>,
+    /// What was done with its slot.
     pub action: Action,
     /// From the lifecycle ledger (`Unknown` in a dry run).
     pub prior_exit: PriorExit,

@@ -40,9 +40,19 @@ pub const CONTROL_MODE: u32 = 0o660;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
     /// Run as root: chown every created entry to this uid:gid.
-    Chown { uid: u32, gid: u32 },
+    Chown {
+        /// The user.
+        uid: u32,
+        /// Their group.
+        gid: u32,
+    },
     /// Run as the user itself: what we create is already theirs.
-    Caller { uid: u32, gid: u32 },
+    Caller {
+        /// The caller's uid.
+        uid: u32,
+        /// The caller's gid.
+        gid: u32,
+    },
 }
 
 impl Owner {

@@ -181,6 +181,7 @@ impl RunAs {
         Ok(RunAs(spec.to_string()))
     }
 
+    /// The text.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -191,8 +192,11 @@ impl RunAs {
 pub struct File {
     /// `None` for the slot's top level, `Some("log")` for the logger.
     pub dir: Option<&'static str>,
+    /// Its file name.
     pub name: &'static str,
+    /// Its permission bits.
     pub mode: u32,
+    /// Its bytes.
     pub data: Cow<'static, [u8]>,
 }
 
@@ -211,6 +215,7 @@ impl File {
 /// serves every slot of a run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Content {
+    /// Whether the slot is published up or down.
     pub start: Start,
     /// In build order; the `log` directory comes before `log/run`.
     pub files: Vec<File>,
@@ -379,6 +384,7 @@ impl fmt::Display for Leftover {
 /// The result of [`install`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Installed {
+    /// What was done.
     pub built: Built,
     /// Trees that could not be removed (see [`Leftover`]).
     pub leftovers: Vec<Leftover>,

@@ -160,6 +160,7 @@ pub enum PriorExit {
 }
 
 impl PriorExit {
+    /// The word the report and the boot log print.
     pub fn as_str(self) -> &'static str {
         match self {
             PriorExit::Clean => "clean",
@@ -238,7 +239,12 @@ pub enum Previous {
     Kept,
     /// Not a JSON object: it was renamed to `kept_as` and a fresh object
     /// written (nothing is lost, upstream would have overwritten it).
-    Replaced { why: Invalid, kept_as: PathBuf },
+    Replaced {
+        /// What was wrong with it.
+        why: Invalid,
+        /// Where the old bytes are kept.
+        kept_as: PathBuf,
+    },
 }
 
 /// The file is still the one that was read (same inode, size and mtime),

@@ -17,7 +17,9 @@ use crate::fs::Dir;
 pub struct Account {
     /// As given: a login name, or `:UID:GID`.
     pub name: String,
+    /// The user id.
     pub uid: u32,
+    /// The primary group id.
     pub gid: u32,
     /// Supplementary groups, the primary group first.
     pub groups: Vec<u32>,
@@ -26,6 +28,7 @@ pub struct Account {
 /// Where the account database lives (tests point it elsewhere).
 #[derive(Debug, Clone, Copy)]
 pub struct Database<'a> {
+    /// The directory holding `passwd` and `group` (`/etc`).
     pub etc: &'a Path,
 }
 
@@ -40,6 +43,7 @@ pub fn resolve(spec: &str) -> Result<Account> {
     resolve_in(spec, Database::default())
 }
 
+/// [`resolve`] against another `passwd`/`group` (tests, the doctor).
 pub fn resolve_in(spec: &str, db: Database<'_>) -> Result<Account> {
     if let Some(ids) = spec.strip_prefix(':') {
         return numeric(spec, ids);

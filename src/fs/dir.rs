@@ -17,9 +17,13 @@ use crate::fs::Sync;
 /// What an inode is, from its `st_mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A directory.
     Dir,
+    /// A regular file.
     File,
+    /// A named pipe.
     Fifo,
+    /// A symbolic link (never followed).
     Symlink,
     /// Devices and sockets: never opened, never changed.
     Other,
@@ -28,15 +32,23 @@ pub enum Kind {
 /// The parts of `struct stat` the tools decide on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
+    /// The file type.
     pub kind: Kind,
     /// Permission bits including setuid, setgid and sticky (`st_mode & 07777`).
     pub mode: u32,
+    /// Owner.
     pub uid: u32,
+    /// Group.
     pub gid: u32,
+    /// Hard links.
     pub nlink: u64,
+    /// Size in bytes.
     pub size: u64,
+    /// Device, with `ino` the identity of the file.
     pub dev: u64,
+    /// Inode number.
     pub ino: u64,
+    /// Last status change (seconds, nanoseconds).
     pub ctime: (i64, i64),
 }
 
@@ -97,9 +109,13 @@ fn mount_of(fd: BorrowedFd<'_>, path: &Path) -> Result<u64> {
 /// file moved by an exchange is still recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Version {
+    /// Device, with `ino` the identity of the file.
     pub dev: u64,
+    /// Inode number.
     pub ino: u64,
+    /// Size in bytes.
     pub size: u64,
+    /// Last modification (seconds, nanoseconds).
     pub mtime: (i64, i64),
 }
 
@@ -209,6 +225,7 @@ impl Dir {
         Ok(Dir { fd, path: path.to_path_buf() })
     }
 
+    /// The path it was opened by (for messages; never used to reach it again).
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -222,6 +239,7 @@ impl Dir {
         path
     }
 
+    /// fstat of the open directory.
     pub fn stat(&self) -> Result<Stat> {
         fstat(&self.fd).map(Stat::from).map_err(|e| Error::sys("stat", &self.path, e))
     }
@@ -693,6 +711,7 @@ impl Dir {
 }
 
 impl Node {
+    /// Its stat, taken when it was opened.
     pub fn stat(&self) -> &Stat {
         &self.stat
     }
@@ -702,6 +721,7 @@ impl Node {
         mount_of(self.fd.as_fd(), &self.path)
     }
 
+    /// The path it was opened by (for messages; never used to reach it again).
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -55,6 +55,7 @@ pub struct Handover {
 }
 
 impl Handover {
+    /// A hand-over to `uid:gid`.
     pub fn new(uid: u32, gid: u32) -> Handover {
         Handover { uid, gid, pinned: Vec::new() }
     }

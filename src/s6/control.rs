@@ -14,6 +14,7 @@ use crate::s6;
 /// What became of a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Sent {
+    /// The supervisor read it.
     Delivered,
     /// No supervisor has the FIFO open (s6-svc's exit 102).
     NotListening,

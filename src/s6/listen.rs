@@ -176,6 +176,7 @@ impl Backoff {
     /// The longest interval between two polls.
     pub const MAX_MS: u64 = 100;
 
+    /// A schedule that starts at 1 ms.
     pub fn new() -> Backoff {
         Backoff { next_ms: 1 }
     }

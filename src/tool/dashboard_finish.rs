@@ -15,7 +15,9 @@ use crate::msg::{self, exit};
 use crate::tool::dashboard_run::ENABLE_VAR;
 use crate::truthy::var_is_truthy;
 
+/// The name the tool prints in its messages.
 pub const PROG: &str = "dashboard-finish";
+/// The synopsis, as `-h` prints it and its page starts.
 pub const USAGE: &str = "dashboard-finish exitcode [ signal [ servicename [ pgid ] ] ]";
 
 /// What s6-supervise passes for a run killed by a signal.
@@ -65,6 +67,7 @@ fn decide(code: u16, enabled: bool) -> Option<Park> {
     }
 }
 
+/// Runs the tool on `argv` (its name first).
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let code = match parse(argv) {
         Ok(Some(code)) => code,

@@ -18,22 +18,29 @@ use crate::msg::{self, exit, printable};
 use crate::truthy::is_truthy;
 use crate::user;
 
+/// The name the tool prints in its messages.
 pub const PROG: &str = "dashboard-run";
+/// The synopsis, as `-h` prints it and its page starts.
 pub const USAGE: &str = "dashboard-run [ -u user ] [ -d dir ] [ prog... ]";
 
 /// The switch: the dashboard runs only when this is truthy.
 pub const ENABLE_VAR: &str = "HERMES_DASHBOARD";
+/// The address the dashboard binds.
 pub const HOST_VAR: &str = "HERMES_DASHBOARD_HOST";
+/// The port it binds.
 pub const PORT_VAR: &str = "HERMES_DASHBOARD_PORT";
+/// Truthy: bind a non-loopback address (passes `--insecure`).
 pub const INSECURE_VAR: &str = "HERMES_DASHBOARD_INSECURE";
 
 /// Loopback by default: the dashboard refuses a non-loopback bind without
 /// an auth provider, and a `0.0.0.0` default made that a restart loop
 /// (upstream hermes-agent #49567).
 pub const DEFAULT_HOST: &str = "127.0.0.1";
+/// The port when `HERMES_DASHBOARD_PORT` is unset or empty.
 pub const DEFAULT_PORT: u16 = 9119;
 /// HOME and working directory of the dashboard (the image's volume).
 pub const DEFAULT_DIR: &str = crate::layout::DEFAULT_HOME;
+/// The account it runs as by default.
 pub const DEFAULT_USER: &str = "hermes";
 /// The program run when no `prog...` is given (found through PATH).
 pub const DEFAULT_PROG: &str = "hermes";
@@ -148,6 +155,7 @@ fn command(prog: &[OsString], d: &Dashboard) -> Vec<OsString> {
     argv
 }
 
+/// Runs the tool on `argv` (its name first).
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = match parse(argv) {
         Ok(cli::Parsed::Run(args)) => args,

@@ -16,7 +16,9 @@ use crate::skeleton::Owner;
 use crate::slot::RunAs;
 use crate::user;
 
+/// The name the tool prints in its messages.
 pub const PROG: &str = "hermes-reconcile";
+/// The synopsis, as `-h` prints it and its page starts.
 pub const USAGE: &str = "hermes-reconcile [ -n ] [ -j ] [ -s scandir ] [ -H hermes_home ] [ -u user ]";
 
 /// Printed instead of reconciling in a dashboard-only container.
@@ -64,6 +66,7 @@ fn flag(value: Option<&OsStr>, words: &[&str]) -> bool {
     words.iter().any(|w| v.trim().eq_ignore_ascii_case(w))
 }
 
+/// Runs the tool on `argv` (its name first).
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = match parse(argv) {
         Ok(cli::Parsed::Run(args)) => args,

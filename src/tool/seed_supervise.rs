@@ -11,7 +11,9 @@ use crate::msg::{self, exit};
 use crate::skeleton::{self, Owner};
 use crate::user;
 
+/// The name the tool prints in its messages.
 pub const PROG: &str = "hermes-seed-supervise";
+/// The synopsis, as `-h` prints it and its page starts.
 pub const USAGE: &str = "hermes-seed-supervise [ -v ] [ -u user ] servicedir...";
 
 #[derive(Debug, PartialEq, Eq)]
@@ -44,6 +46,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
     Ok(cli::Parsed::Run(args))
 }
 
+/// Runs the tool on `argv` (its name first).
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = match parse(argv) {
         Ok(cli::Parsed::Run(args)) => args,

@@ -27,7 +27,9 @@ use crate::slot::{self, RunAs, Start};
 use crate::state::{self, Previous};
 use crate::user;
 
+/// The name the tool prints in its messages.
 pub const PROG: &str = "hermes-slot";
+/// The synopsis, as `-h` prints it and its page starts.
 pub const USAGE: &str = "hermes-slot [ -s scandir ] [ -H hermes_home ] [ -t timeout ] [ -u user ] [ -j ] \
 register [ -d ] [ -r ] profile | unregister profile | start|stop|restart [ -w ] profile | park profile | unpark [ -w ] profile | \
 status [ profile... ] | list | port profile | scandir";
@@ -193,6 +195,7 @@ struct Ctx {
     deadline: Deadline,
 }
 
+/// Runs the tool on `argv` (its name first).
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let argv: Vec<OsString> = argv.into_iter().collect();
     let args = match parse(argv.iter().cloned()) {

@@ -21,7 +21,9 @@ use crate::s6;
 use crate::scandir;
 use crate::user;
 
+/// The name the tool prints in its messages.
 pub const PROG: &str = "hermes-svscan-perms";
+/// The synopsis, as `-h` prints it and its page starts.
 pub const USAGE: &str =
     "hermes-svscan-perms [ -n ] [ -v ] [ -t isolated|shared ] [ -u user ] [ -r servicedirs ] [ -s scandir ] [ -d user_scandir ] [ -b ]";
 
@@ -95,6 +97,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
     Ok(cli::Parsed::Run(args))
 }
 
+/// Runs the tool on `argv` (its name first).
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let args = match parse(argv) {
         Ok(cli::Parsed::Run(args)) => args,
