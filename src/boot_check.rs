@@ -73,7 +73,7 @@ pub fn conditions(paths: &Paths, path: Option<&OsStr>) -> Vec<String> {
 }
 
 /// `s6-overlay-3.2.3.0` → `[3, 2, 3, 0]`.
-pub fn parse_version(link: &[u8]) -> Option<[u32; 4]> {
+fn parse_version(link: &[u8]) -> Option<[u32; 4]> {
     let v = std::str::from_utf8(link.strip_prefix(b"s6-overlay-")?).ok()?;
     let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
     let version = [parts.next()??, parts.next()??, parts.next()??, parts.next()??];
@@ -83,7 +83,7 @@ pub fn parse_version(link: &[u8]) -> Option<[u32; 4]> {
 /// The `user` bundle's membership directory that s6-overlay `version`
 /// reads: before 3.2.3.1 only `s6-rc.d/user/contents.d`; from 3.2.3.1 on
 /// that one too when `s6-rc.d/user` exists, else `bundledir/user/contents.d`.
-pub fn membership_dir_read(version: [u32; 4], etc: &Path, bundledir: &Path) -> PathBuf {
+fn membership_dir_read(version: [u32; 4], etc: &Path, bundledir: &Path) -> PathBuf {
     let legacy = etc.join("s6-rc.d/user");
     if version < [3, 2, 3, 1] || legacy.exists() { legacy.join("contents.d") } else { bundledir.join("user/contents.d") }
 }

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::fs::Dir;
 
 /// The configuration file in every profile home.
-pub const CONFIG_FILE: &str = "config.yaml";
+const CONFIG_FILE: &str = "config.yaml";
 /// Largest configuration file read, in bytes.
 pub const CAP: u64 = 1 << 20;
 

@@ -24,7 +24,7 @@
 use std::path::Path;
 
 /// The image's command wrapper.
-pub const WRAPPER: &str = "main-wrapper.sh";
+const WRAPPER: &str = "main-wrapper.sh";
 /// The entrypoint that may sit between the wrapper and the command.
 const DISPATCH: &str = "entrypoint-dispatch.sh";
 /// Largest command line read.

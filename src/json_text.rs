@@ -52,7 +52,7 @@ pub enum Kind {
 
 impl Kind {
     /// "an array", "a string", … for messages.
-    pub fn article(self) -> &'static str {
+    fn article(self) -> &'static str {
         match self {
             Kind::Object => "an object",
             Kind::Array => "an array",

@@ -15,7 +15,7 @@ pub const ROOT_SCANDIR: &str = "/run/service";
 pub const SERVICEDIRS: &str = "/run/s6-rc/servicedirs";
 
 /// A non-empty environment variable, as a path.
-pub fn env_path(name: &str) -> Option<PathBuf> {
+fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from)
 }
 

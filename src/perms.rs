@@ -209,7 +209,7 @@ pub struct ServiceAccess {
 }
 
 /// Why a root-supervised service never lets the user subscribe.
-pub const EVENTS_WHY: &str = "root's s6-supervise writes to every entry of event/ and follows symlinks";
+const EVENTS_WHY: &str = "root's s6-supervise writes to every entry of event/ and follows symlinks";
 
 impl ServiceAccess {
     /// The model: the user may read the status and control the service,

@@ -49,7 +49,7 @@ pub fn start_time(pid: u64) -> Option<u64> {
 /// The start time in a `/proc/<pid>/stat` line. The command name (field
 /// 2) is in parentheses and may hold spaces and parentheses itself: the
 /// fields are counted from the last `)`.
-pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
+fn parse_start_time(stat: &[u8]) -> Option<u64> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let rest = std::str::from_utf8(&stat[close + 1..]).ok()?;
     // After ")": field 3 (state) is the first, so field 22 is the 20th.
@@ -59,7 +59,7 @@ pub fn parse_start_time(stat: &[u8]) -> Option<u64> {
 /// `now` (since the Unix epoch) as Python's
 /// `datetime.now(timezone.utc).isoformat()` prints it:
 /// `2026-11-26T10:27:16.123456+00:00`.
-pub fn iso_utc(now: Duration) -> String {
+fn iso_utc(now: Duration) -> String {
     let secs = now.as_secs() as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     let (y, m, d) = civil_from_days(days);

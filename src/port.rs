@@ -14,9 +14,9 @@ use sha2::{Digest, Sha256};
 use crate::profile::Profile;
 
 /// The first port of the range.
-pub const BASE: u16 = 9200;
+const BASE: u16 = 9200;
 /// How many ports the range holds.
-pub const SPAN: u16 = 600;
+const SPAN: u16 = 600;
 
 /// The port of `profile`, in [`BASE`, `BASE + SPAN`).
 pub fn port(profile: &Profile) -> u16 {

@@ -28,7 +28,7 @@ use crate::perms::{self, Act, Answer, Change, Cred, Found, W, Want, X, shown};
 use crate::s6;
 
 /// Mode of the user's scan directory and of the parents created for it.
-pub const USER_SCANDIR_MODE: u32 = 0o755;
+const USER_SCANDIR_MODE: u32 = 0o755;
 
 /// Entries read from a scan directory, at most.
 const MAX_ENTRIES: usize = 100_000;

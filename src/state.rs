@@ -39,15 +39,15 @@ pub use crate::json_text::Invalid;
 /// The state file in every profile home.
 pub const STATE_FILE: &str = "gateway_state.json";
 /// The directory of the lifecycle ledger in a profile home.
-pub const LEDGER_DIR: &str = "state";
+const LEDGER_DIR: &str = "state";
 /// The lifecycle ledger written by the gateway.
-pub const LEDGER_FILE: &str = "gateway.lifecycle.json";
+const LEDGER_FILE: &str = "gateway.lifecycle.json";
 /// Largest state or ledger file read, in bytes.
 pub const CAP: u64 = 1 << 20;
 /// The one intent that autostarts a gateway.
 pub const RUNNING: &str = "running";
 /// `migrated_from` of the record written by the legacy migration.
-pub const MIGRATED_FROM: &str = "legacy-container-cmd";
+const MIGRATED_FROM: &str = "legacy-container-cmd";
 
 /// Where the migration record is written before it is renamed into place.
 const MIGRATION_STAGING: &str = ".gateway_state.json.migrating";
@@ -171,7 +171,7 @@ impl PriorExit {
 }
 
 /// The label for a ledger's bytes.
-pub fn parse_prior_exit(bytes: &[u8]) -> PriorExit {
+fn parse_prior_exit(bytes: &[u8]) -> PriorExit {
     let Ok(object) = parse_object(bytes) else { return PriorExit::Unknown };
     let phase = object.get("phase").filter(|m| m.kind == Kind::String).and_then(|m| m.text.as_deref());
     if phase == Some(&*"exited".encode_utf16().collect::<Vec<_>>()) {
@@ -197,7 +197,7 @@ pub fn read_prior_exit(home: &Dir) -> PriorExit {
 
 /// The record the legacy migration writes: what Python's `json.dumps`
 /// prints for it, and a newline.
-pub fn migration_record(epoch: i64) -> String {
+fn migration_record(epoch: i64) -> String {
     format!(
         "{{\"gateway_state\": \"{RUNNING}\", \"desired_state\": \"{RUNNING}\", \"timestamp\": {epoch}, \"migrated_from\": \"{MIGRATED_FROM}\"}}\n"
     )

@@ -44,7 +44,7 @@ pub fn resolve(spec: &str) -> Result<Account> {
 }
 
 /// [`resolve`] against another `passwd`/`group` (tests, the doctor).
-pub fn resolve_in(spec: &str, db: Database<'_>) -> Result<Account> {
+fn resolve_in(spec: &str, db: Database<'_>) -> Result<Account> {
     if let Some(ids) = spec.strip_prefix(':') {
         return numeric(spec, ids);
     }
@@ -98,15 +98,6 @@ fn member_of(text: &str, user: &str) -> Vec<u32> {
             f[2].parse().ok()
         })
         .collect()
-}
-
-/// The name of group `gid`, for messages (`None` if unknown).
-pub fn group_name(gid: u32) -> Option<String> {
-    let text = std::fs::read_to_string("/etc/group").ok()?;
-    text.lines().find_map(|line| {
-        let f: Vec<&str> = line.split(':').collect();
-        (f.len() >= 3 && f[2].parse() == Ok(gid)).then(|| f[0].to_string())
-    })
 }
 
 /// Becomes `account` for good: supplementary groups, then gid, then uid
