@@ -134,7 +134,7 @@ impl Bench {
         c.env_clear().env("PATH", "/usr/bin:/bin").env("FOO", "kept");
         c.envs(vars.iter().copied());
         let dir = self.dir().to_str().unwrap().to_string();
-        let mut args: Vec<String> = vec!["-d".into(), dir];
+        let mut args: Vec<String> = vec!["-H".into(), dir];
         if !opts.contains(&"-u") {
             args.extend(["-u".into(), ":10000:10000".into()]);
         }
@@ -280,7 +280,7 @@ fn run_as_root_drops_to_the_given_account_before_entering_the_directory() {
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HERMES_DASHBOARD", "1")
-        .args(["-u", ":12345:23456", "-d", closed.to_str().unwrap(), b.probe()])
+        .args(["-u", ":12345:23456", "-H", closed.to_str().unwrap(), b.probe()])
         .output()
         .unwrap();
     assert_eq!(o.status.code(), Some(111));
@@ -302,7 +302,7 @@ fn run_not_as_root_keeps_its_ids_and_ignores_the_account() {
         .env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("HERMES_DASHBOARD", "yes")
-        .args(["-u", "no-such-user-hermes-s6", "-d", b.dir().to_str().unwrap(), b.probe()])
+        .args(["-u", "no-such-user-hermes-s6", "-H", b.dir().to_str().unwrap(), b.probe()])
         .uid(UID)
         .gid(GID)
         .output()
@@ -333,10 +333,10 @@ fn run_defaults_to_opt_data() {
 fn run_usage() {
     let o = Command::new(RUN).arg("-h").output().unwrap();
     assert_eq!(o.status.code(), Some(0));
-    assert_eq!(stdout(&o), "usage: dashboard-run [ -u user ] [ -d dir ] [ prog... ]\n");
-    for args in [&["-x"][..], &["-u"], &["-d", ""]] {
+    assert_eq!(stdout(&o), "usage: dashboard-run [ -u user ] [ -H dir ] [ prog... ]\n");
+    for args in [&["-x"][..], &["-u"], &["-H", ""], &["-d", "/tmp"]] {
         let o = Command::new(RUN).args(args).env("HERMES_DASHBOARD", "1").output().unwrap();
         assert_eq!(o.status.code(), Some(100), "{args:?}");
-        assert!(stderr(&o).ends_with("dashboard-run: usage: dashboard-run [ -u user ] [ -d dir ] [ prog... ]\n"), "{}", stderr(&o));
+        assert!(stderr(&o).ends_with("dashboard-run: usage: dashboard-run [ -u user ] [ -H dir ] [ prog... ]\n"), "{}", stderr(&o));
     }
 }

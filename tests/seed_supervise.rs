@@ -193,4 +193,10 @@ fn several_operands_go_on_after_a_failure() {
     assert!(stderr(&o).contains("warning: unable to open"), "{}", stderr(&o));
     assert_skeleton(&a, UID, GID);
     assert_skeleton(&b, UID, GID);
+    // The highest code wins, not the last (doc/conventions.md#several-objects):
+    // a missing servicedir (111) before a symlinked one (100).
+    symlink(&a, s.join("link")).unwrap();
+    let o = run(TOOL, &["-u", USER, s.join("missing").to_str().unwrap(), s.join("link").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    assert!(stderr(&o).contains("is a symlink"), "{}", stderr(&o));
 }

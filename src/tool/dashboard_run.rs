@@ -21,7 +21,7 @@ use crate::user;
 /// The name the tool prints in its messages.
 pub const PROG: &str = "dashboard-run";
 /// The synopsis, as `-h` prints it and its page starts.
-pub const USAGE: &str = "dashboard-run [ -u user ] [ -d dir ] [ prog... ]";
+pub const USAGE: &str = "dashboard-run [ -u user ] [ -H dir ] [ prog... ]";
 
 /// The switch: the dashboard runs only when this is truthy.
 pub const ENABLE_VAR: &str = "HERMES_DASHBOARD";
@@ -69,7 +69,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
     while let Some(arg) = p.next()? {
         match arg {
             Arg::Short('u') => args.user = cli::string(p.value()?, "user")?,
-            Arg::Short('d') => args.dir = PathBuf::from(p.value()?),
+            Arg::Short('H') => args.dir = PathBuf::from(p.value()?),
             Arg::Short('h') => return Ok(cli::Parsed::Help),
             Arg::Value(first) => {
                 args.prog = cli::rest(first, &mut p)?;
@@ -227,7 +227,7 @@ mod tests {
         let Ok(cli::Parsed::Run(a)) = run(&["--", "-x"]) else { panic!() };
         assert_eq!(a.prog, vec![OsString::from("-x")]);
         assert!(matches!(run(&["-h"]), Ok(cli::Parsed::Help)));
-        for bad in [&["-x"][..], &["-u"], &["-d"], &["-d", ""]] {
+        for bad in [&["-x"][..], &["-u"], &["-H"], &["-H", ""], &["-d", "/tmp"]] {
             assert!(run(bad).is_err(), "{bad:?}");
         }
     }

@@ -61,11 +61,12 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(o) => o,
         Err(why) => return msg::fatal(PROG, exit::PERMANENT, why),
     };
-    // Several operands: report each failure, go on, exit with the last code.
+    // Several operands: report each failure, go on, exit with the highest
+    // code (doc/conventions.md#several-objects).
     let mut code = 0;
     for dir in &args.dirs {
         if let Err(c) = seed_one(dir, owner, args.verbose, args.dirs.len() == 1) {
-            code = c;
+            code = code.max(c);
         }
     }
     ExitCode::from(code)
