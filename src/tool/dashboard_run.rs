@@ -222,7 +222,7 @@ mod tests {
     fn parses_options_then_the_program() {
         let Ok(cli::Parsed::Run(a)) = run(&[]) else { panic!() };
         assert_eq!(a, Args { user: "hermes".into(), dir: "/opt/data".into(), prog: vec!["hermes".into()] });
-        let Ok(cli::Parsed::Run(a)) = run(&["-u", ":1:2", "-d/srv", "py", "-m", "x", "-u", "y"]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&["-u", ":1:2", "-H/srv", "py", "-m", "x", "-u", "y"]) else { panic!() };
         assert_eq!(a, Args { user: ":1:2".into(), dir: "/srv".into(), prog: ["py", "-m", "x", "-u", "y"].map(OsString::from).to_vec() });
         let Ok(cli::Parsed::Run(a)) = run(&["--", "-x"]) else { panic!() };
         assert_eq!(a.prog, vec![OsString::from("-x")]);
