@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
+use crate::boot_policy::{self, Named, Policy};
+use crate::config_yaml;
 use crate::container::Command;
 use crate::error::{Error, Result};
 use crate::fs::publish::{Rename, rename_at};
@@ -60,8 +62,12 @@ pub struct Config {
     pub run_as: RunAs,
     /// Who the built slots belong to (`Chown` when run as root).
     pub owner: Owner,
-    /// `GATEWAY_MULTIPLEX_PROFILES`: named slots never autostart.
-    pub multiplex: bool,
+    /// The boot rule (`HERMES_S6_BOOT_POLICY`).
+    pub policy: Policy,
+    /// `GATEWAY_MULTIPLEX_PROFILES` when it is a recognised boolean word
+    /// (per-profile rule: named slots never autostart); `None`: the root's
+    /// `config.yaml` decides.
+    pub multiplex_env: Option<bool>,
     /// `HERMES_GATEWAY_NO_SUPERVISE`: no legacy migration.
     pub no_supervise: bool,
     /// What the container was started with (already stripped and classified).
@@ -101,6 +107,8 @@ pub struct Entry {
     pub prior_exit: PriorExit,
     /// What was done on disk (`None` in a dry run).
     pub built: Option<Built>,
+    /// Multiplex rule: it asked to run and the root slot serves it instead.
+    pub folded_into_root: bool,
 }
 
 /// The result of a run.
@@ -115,6 +123,22 @@ pub struct Outcome {
     /// Building a slot failed because the scan directory could not be
     /// written (read-only, full, permissions changed mid-run).
     pub scandir_unwritable: bool,
+    /// Multiplex rule: the named profiles folded into the root slot.
+    pub folded: Vec<Profile>,
+    /// Multiplex rule: the root slot was started for them (not when the
+    /// root is parked).
+    pub root_started_for_folded: bool,
+}
+
+impl Outcome {
+    /// Upstream's notice, when named profiles were folded into a root slot
+    /// that was started for them.
+    pub fn notice(&self) -> Option<String> {
+        if self.folded.is_empty() || !self.root_started_for_folded {
+            return None;
+        }
+        Some(boot_policy::notice(&self.folded.iter().map(Profile::as_str).collect::<Vec<_>>()))
+    }
 }
 
 /// Where warnings go: one call per warning, one line each.
@@ -155,45 +179,89 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
     // serve the whole run.
     let contents = Contents { up: slot::render(&cfg.run_as, Start::Up), down: slot::render(&cfg.run_as, Start::Down) };
 
-    // The root profile, then the named ones in byte order. Slots are
-    // independent: they are built on a few threads and reported in this
-    // order. Each profile's directory is open only while it is reconciled
-    // (thousands of profiles must not exhaust fds).
-    let listed = home.as_ref().and_then(|h| list_profiles(h, warn));
-    let mut items = vec![Item::Root];
-    if let Some((_, names)) = &listed {
-        items.extend(names.iter().map(|(name, kind)| Item::Named(name, *kind)));
+    if let Some(scandir) = &scandir {
+        sweep_undotted_staging(scandir, warn);
     }
-    let migrated = std::sync::atomic::AtomicBool::new(false);
-    let done = parallel_map(&items, workers(items.len()), |item| {
+    // The per-profile rule's multiplex switch: the environment's word, else
+    // the root's config.yaml.
+    let multiplex = cfg.policy == Policy::PerProfile
+        && boot_policy::multiplex_profiles(
+            cfg.multiplex_env,
+            if cfg.multiplex_env.is_some() {
+                None
+            } else {
+                home.as_ref().and_then(|h| read_config(h, warn)).and_then(|c| c.multiplex_profiles)
+            },
+        );
+    // The root profile, then the named ones in byte order, are reported
+    // and logged. The named ones are reconciled first: under the multiplex
+    // rule the root's slot depends on them. Slots are independent: they
+    // are built on a few threads. Each profile's directory is open only
+    // while it is reconciled (thousands of profiles must not exhaust fds).
+    let listed = home.as_ref().and_then(|h| list_profiles(h, warn));
+    let names: &[(OsString, Option<Kind>)] = listed.as_ref().map_or(&[], |(_, names)| names);
+    let named = parallel_map(names, workers(names.len() + 1), |(name, kind)| {
         let mut warnings: Vec<String> = Vec::new();
         let mut sink = |w: &dyn Display| warnings.push(w.to_string());
-        let done = match *item {
-            Item::Root => {
-                let mut prior = None;
-                if let Some(home) = &home {
-                    if legacy_applies(cfg, home) {
-                        migrated.store(cfg.dry_run || migrate(cfg, home, &mut sink), std::sync::atomic::Ordering::Relaxed);
-                        prior = Some(state::RUNNING.to_string());
-                    } else {
-                        prior = read_prior(home, &mut sink);
-                    }
+        let mut asked = None;
+        let done = listed.as_ref().and_then(|(profiles, _)| {
+            let (profile, dir) = named_profile(profiles, name, *kind, &mut sink)?;
+            let prior = read_prior(&dir, &mut sink);
+            let running = state::autostarts(prior.as_deref());
+            let (start, folded) = match cfg.policy {
+                Policy::PerProfile => (!multiplex && running, false),
+                Policy::Multiplex => {
+                    let standalone = read_config(&dir, &mut sink).and_then(|c| c.standalone).unwrap_or(false);
+                    let n = Named { running, standalone };
+                    (n.starts(), n.folds())
                 }
-                let start = state::autostarts(prior.as_deref());
-                Some(one(builder, &contents, Profile::root(), home.as_ref(), prior, start, &mut sink))
+            };
+            // The root serves it even if its own slot cannot be built.
+            asked = folded.then(|| profile.clone());
+            let mut done = one(builder, &contents, profile, Some(&dir), prior, start, &mut sink);
+            if let Some(e) = &mut done.entry {
+                e.folded_into_root = folded;
             }
-            Item::Named(name, kind) => listed.as_ref().and_then(|(profiles, _)| {
-                let (profile, dir) = named_profile(profiles, name, kind, &mut sink)?;
-                let prior = read_prior(&dir, &mut sink);
-                let start = !cfg.multiplex && state::autostarts(prior.as_deref());
-                Some(one(builder, &contents, profile, Some(&dir), prior, start, &mut sink))
-            }),
-        };
-        (done, warnings)
+            Some(done)
+        });
+        (done, asked, warnings)
     });
+    let folded: Vec<Profile> = named.iter().filter_map(|(_, asked, _)| asked.clone()).collect();
+    let named = named.into_iter().map(|(done, _, warnings)| (done, warnings));
+    let mut migrated = false;
+    let mut root_started_for_folded = false;
+    let root = {
+        let mut warnings: Vec<String> = Vec::new();
+        let mut sink = |w: &dyn Display| warnings.push(w.to_string());
+        let mut prior = None;
+        if let Some(home) = &home {
+            if legacy_applies(cfg, home) {
+                migrated = cfg.dry_run || migrate(cfg, home, &mut sink);
+                prior = Some(state::RUNNING.to_string());
+            } else {
+                prior = read_prior(home, &mut sink);
+            }
+        }
+        let running = state::autostarts(prior.as_deref());
+        let start = match cfg.policy {
+            Policy::PerProfile => running,
+            Policy::Multiplex => {
+                let parked = !running && home.as_ref().is_some_and(|h| crate::park::is_marked(h, &mut sink));
+                if parked && !folded.is_empty() {
+                    sink(&format_args!(
+                        "profile gateway(s) {} asked to autostart, but the root profile is parked: gateway-default stays down",
+                        folded.iter().map(Profile::as_str).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                root_started_for_folded = !folded.is_empty() && !parked;
+                boot_policy::root_starts(running, parked, !folded.is_empty())
+            }
+        };
+        (Some(one(builder, &contents, Profile::root(), home.as_ref(), prior, start, &mut sink)), warnings)
+    };
     let mut entries = Vec::new();
     let mut scandir_unwritable = false;
-    for (done, warnings) in done {
+    for (done, warnings) in std::iter::once(root).chain(named) {
         warnings.iter().for_each(|w| warn(w));
         if let Some(done) = done {
             scandir_unwritable |= done.unwritable;
@@ -201,20 +269,13 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
         }
     }
     if let Some(home) = &home {
-        let logged = if cfg.dry_run || entries.is_empty() { Ok(()) } else { append_boot_log(home, &entries, cfg.now, cfg.owner, warn) };
+        let logged =
+            if cfg.dry_run || entries.is_empty() { Ok(()) } else { append_boot_log(home, &entries, cfg.now, cfg.owner, cfg.policy, warn) };
         if let Err(e) = logged {
             warn_with(warn, &e, "the boot log is incomplete");
         }
     }
-    Ok(Outcome { entries, migrated: migrated.into_inner(), scandir_unwritable })
-}
-
-/// One profile to reconcile.
-enum Item<'a> {
-    /// `$HERMES_HOME` itself, slot `gateway-default`.
-    Root,
-    /// An entry of `profiles/`, with its type from the listing.
-    Named(&'a OsStr, Option<Kind>),
+    Ok(Outcome { entries, migrated, scandir_unwritable, folded, root_started_for_folded })
 }
 
 /// How many threads build slots: one per 8 profiles (none below 16), at
@@ -304,6 +365,28 @@ fn read_prior(dir: &Dir, warn: Warn<'_>) -> Option<String> {
         warn_with(warn, &e, "treating as no prior state");
         None
     })
+}
+
+/// A profile's `config.yaml`; a bad one is a warning and counts as absent.
+fn read_config(dir: &Dir, warn: Warn<'_>) -> Option<config_yaml::GatewayConfig> {
+    config_yaml::read(dir).unwrap_or_else(|e| {
+        warn_with(warn, &e, "treating it as absent");
+        None
+    })
+}
+
+/// Removes `gateway-<p>.tmp` directories (an older layout's staging name,
+/// without the dot, which s6-svscan would supervise as a service): each is
+/// first renamed to a dot-name, which takes it out of the scan, then
+/// removed. Every one is a warning.
+fn sweep_undotted_staging(scandir: &Dir, warn: Warn<'_>) {
+    for name in slot::undotted_staging(scandir).unwrap_or_default() {
+        let shown = printable(&scandir.child_path(&name).to_string_lossy()).into_owned();
+        match slot::retire_undotted(scandir, &name) {
+            Ok(()) => warn(&format_args!("removed {shown}: a stale staging directory s6-svscan would supervise as a service")),
+            Err(e) => warn_with(warn, &e, "the stale staging directory stays"),
+        }
+    }
 }
 
 /// Names in a directory with their types from the listing.
@@ -414,7 +497,7 @@ fn one(
     warn: Warn<'_>,
 ) -> Done {
     let action = if start { Action::Started } else { Action::Registered };
-    let mut entry = Entry { profile, prior_state, action, prior_exit: PriorExit::Unknown, built: None };
+    let mut entry = Entry { profile, prior_state, action, prior_exit: PriorExit::Unknown, built: None, folded_into_root: false };
     if let Some(builder) = builder {
         if let Some(dir) = dir {
             remove_stale_files(dir, warn);
@@ -459,8 +542,9 @@ pub fn report_line(e: &Entry) -> String {
     format!("reconcile: profile={} prior_state={prior} action={}", e.profile, e.action.as_str())
 }
 
-/// The entries as a JSON array of `{profile, prior_state, action}`, on
-/// one line (strings escaped by serde_json).
+/// The entries as a JSON array of `{profile, prior_state, action,
+/// prior_exit, folded_into_root}`, on one line (strings escaped by
+/// serde_json).
 pub fn report_json(entries: &[Entry]) -> String {
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string());
     let mut out = String::from("[");
@@ -470,19 +554,27 @@ pub fn report_json(entries: &[Entry]) -> String {
         }
         let prior = e.prior_state.as_deref().map_or("null".to_string(), quote);
         out.push_str(&format!(
-            "{{\"profile\":{},\"prior_state\":{prior},\"action\":{}}}",
+            "{{\"profile\":{},\"prior_state\":{prior},\"action\":{},\"prior_exit\":{},\"folded_into_root\":{}}}",
             quote(e.profile.as_str()),
-            quote(e.action.as_str())
+            quote(e.action.as_str()),
+            quote(e.prior_exit.as_str()),
+            e.folded_into_root
         ));
     }
     out.push(']');
     out
 }
 
-/// One line of the boot log (without its newline).
-pub fn log_line(timestamp: &str, e: &Entry) -> String {
+/// One line of the boot log (without its newline); the multiplex rule
+/// appends ` folded_into_root=True|False` (Python's spelling, as R-4).
+pub fn log_line(timestamp: &str, e: &Entry, policy: Policy) -> String {
     let prior = e.prior_state.as_deref().map_or("None".into(), state::printable);
-    format!("{timestamp} profile={} prior_state={prior} action={} prior_exit={}", e.profile, e.action.as_str(), e.prior_exit.as_str())
+    let mut line =
+        format!("{timestamp} profile={} prior_state={prior} action={} prior_exit={}", e.profile, e.action.as_str(), e.prior_exit.as_str());
+    if policy == Policy::Multiplex {
+        line.push_str(if e.folded_into_root { " folded_into_root=True" } else { " folded_into_root=False" });
+    }
+    line
 }
 
 /// `epoch` as local time, `YYYY-MM-DDTHH:MM:SS+HHMM` (strftime's
@@ -515,7 +607,7 @@ pub fn local_timestamp(epoch: i64) -> String {
 /// Appends one line per entry to `home/logs/container-boot.log` (one
 /// write), after rotating a log of [`ROTATE_AT`] bytes or more to `.1`
 /// (replacing an older `.1`). A failed rotation is a warning.
-pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, warn: Warn<'_>) -> Result<()> {
+pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, policy: Policy, warn: Warn<'_>) -> Result<()> {
     let logs_name = OsStr::new(LOGS);
     if let (true, Owner::Chown { uid, gid }) = (home.mkdir_at(logs_name, 0o755)?, owner) {
         home.open_node(logs_name)?.chown(uid, gid)?;
@@ -529,7 +621,7 @@ pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, wa
     let ts = local_timestamp(now);
     let mut text = String::new();
     for e in entries {
-        text.push_str(&log_line(&ts, e));
+        text.push_str(&log_line(&ts, e, policy));
         text.push('\n');
     }
     let st = logs.append_file(log, 0o644, text.as_bytes())?;

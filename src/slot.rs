@@ -620,6 +620,56 @@ pub fn sweep_staging(scandir: &Dir) -> Result<Swept> {
     Ok(swept)
 }
 
+/// `gateway-<p>.tmp` directories in `scandir` (`<p>` a valid profile
+/// name): an older layout's staging directories, without the dot, which
+/// s6-svscan takes for services. Never a slot: no profile name holds a dot.
+pub fn undotted_staging(scandir: &Dir) -> Result<Vec<OsString>> {
+    let mut out = Vec::new();
+    for (name, kind) in scandir.entries_typed(200_000)? {
+        let Some(p) = name.as_encoded_bytes().strip_prefix(PREFIX.as_bytes()).and_then(|r| r.strip_suffix(STAGING_SUFFIX.as_bytes()))
+        else {
+            continue;
+        };
+        let kind = match kind {
+            Some(k) => Some(k),
+            None => scandir.stat_at(&name)?.map(|st| st.kind),
+        };
+        if kind == Some(Kind::Dir) && Profile::parse(p).is_ok() {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Takes an undotted staging directory out of the scan and removes it. A
+/// supervisor already running there is told to bring its service down
+/// and exit (`dx`, when we may write its control FIFO): a renamed service
+/// directory keeps its supervisor until s6-svscan prunes. Then it is
+/// renamed to `.gateway-<p>.tmp.stale-<ns>` (s6-svscan skips dot-names)
+/// and removed; what cannot be removed yet (files a root supervisor made)
+/// stays under that dot-name for the boot sweeps.
+pub fn retire_undotted(scandir: &Dir, name: &OsStr) -> Result<()> {
+    if let Ok(dir) = scandir.open_dir(name)
+        && s6::status::supervised(&dir).unwrap_or(false)
+    {
+        let _ = s6::control::svc(&dir, b"dx");
+    }
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    for n in 0..3u128 {
+        let aside = OsString::from(format!(".{}.stale-{}", name.to_string_lossy(), nanos + n));
+        match rename_at(scandir, name, scandir, &aside, Rename::NoReplace) {
+            Ok(()) => {
+                let _ = tree::remove_tree(scandir, &aside, TREE_LIMITS);
+                return Ok(());
+            }
+            Err(e) if e.errno() == Some(Errno::EEXIST) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::refused("move aside", scandir.child_path(name), "no free name"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -231,14 +231,70 @@ fn json_output_and_dry_run() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(tree_snap(t.s.path()), before, "-n wrote something");
     let want = serde_json::json!([
-        {"profile": "default", "prior_state": null, "action": "registered"},
-        {"profile": "a", "prior_state": "running", "action": "started"},
-        {"profile": "b", "prior_state": "stopped", "action": "registered"},
+        {"profile": "default", "prior_state": null, "action": "registered", "prior_exit": "unknown", "folded_into_root": false},
+        {"profile": "a", "prior_state": "running", "action": "started", "prior_exit": "unknown", "folded_into_root": false},
+        {"profile": "b", "prior_state": "stopped", "action": "registered", "prior_exit": "unknown", "folded_into_root": false},
     ]);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap(), want);
     assert!(stdout(&o).ends_with("]\n") && stdout(&o).lines().count() == 1);
     let o = tool(&t.args()[..].iter().cloned().chain(["-j".into()]).collect::<Vec<_>>(), &[], true);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap(), want, "a real run reports the same");
+}
+
+#[test]
+fn the_boot_policy_variable() {
+    if !root_or_skip("reconcile_policy") {
+        return;
+    }
+    let _g = shared();
+    // Its own PID namespace: no other suite's marker process can make it a
+    // dashboard or legacy container.
+    let alone = |args: &[String], env: &[(&str, &str)]| {
+        let mut c = Command::new("unshare");
+        c.args(["--pid", "--fork", "--mount-proc", "setpriv", "--reuid=10000", "--regid=10000", "--clear-groups", TOOL]);
+        c.args(args).env_clear().env("PATH", "/usr/bin:/bin");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    };
+    let t = Tree::new("rec-policy");
+    t.profile("coder", Some(r#"{"desired_state": "running"}"#));
+    let notice = "reconcile: profile gateway(s) coder asked to autostart; one gateway per container serves every non-standalone profile, \
+                  so the ROOT slot (gateway-default) was started instead and multiplexes them.";
+    // multiplex: the notice first, then the slots; the root started for coder.
+    let o = alone(&t.args(), &[("HERMES_S6_BOOT_POLICY", "multiplex")]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        format!(
+            "{notice}\nreconcile: profile=default prior_state=None action=started\nreconcile: profile=coder prior_state=running action=registered\n"
+        )
+    );
+    assert!(t.scan().join("gateway-coder/down").exists() && !t.scan().join("gateway-default/down").exists());
+    // -j: stdout stays JSON, the notice goes to stderr.
+    let o = alone(&[t.args(), vec!["-n".into(), "-j".into()]].concat(), &[("HERMES_S6_BOOT_POLICY", " multiplex ")]);
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!((v[0]["action"].as_str(), v[1]["folded_into_root"].as_bool()), (Some("started"), Some(true)));
+    assert_eq!(stderr(&o), format!("{notice}\n"));
+    // per-profile (and empty): today's rule.
+    for policy in ["per-profile", ""] {
+        let o = alone(&[t.args(), vec!["-n".into()]].concat(), &[("HERMES_S6_BOOT_POLICY", policy)]);
+        assert_eq!(
+            stdout(&o),
+            "reconcile: profile=default prior_state=None action=registered\nreconcile: profile=coder prior_state=running action=started\n",
+            "{policy:?}"
+        );
+    }
+    // Anything else: exit 100, nothing touched.
+    let before = tree_snap(t.s.path());
+    let o = alone(&t.args(), &[("HERMES_S6_BOOT_POLICY", "Multiplex")]);
+    assert_eq!(o.status.code(), Some(100));
+    assert_eq!(
+        stderr(&o),
+        "hermes-reconcile: fatal: unable to use HERMES_S6_BOOT_POLICY=Multiplex: HERMES_S6_BOOT_POLICY must be per-profile or multiplex\n"
+    );
+    assert_eq!(tree_snap(t.s.path()), before);
 }
 
 #[test]
