@@ -19,6 +19,8 @@
 //! * [`truthy`]: the exact set of values that switch a feature on;
 //! * [`profile`], [`state`], [`container`]: profile names, the recorded
 //!   intent and lifecycle ledger (untrusted JSON), the container's command;
+//! * [`json_text`]: JSON read as Python reads it, members found by byte
+//!   span so that a rewrite keeps every other byte;
 //! * [`slot`]: a profile's gateway slot, rendered, built and published;
 //! * [`reconcile`]: the boot reconcile of every profile's slot, by the
 //!   rule [`boot_policy`] picks, reading [`config_yaml`];
@@ -40,6 +42,7 @@ pub mod container;
 pub mod error;
 pub mod exec;
 pub mod fs;
+pub mod json_text;
 pub mod layout;
 pub mod lifecycle;
 pub mod msg;

@@ -97,6 +97,14 @@ impl Drop for ProfileLock<'_> {
     }
 }
 
+/// Takes the per-profile lock that register and unregister take, for a
+/// start, stop or restart: the command and the intent it records are one
+/// step for any other command on the profile, so the recorded intent is
+/// always what s6 was last told. Held until the returned value is dropped.
+pub fn lock_profile<'a>(scandir: &'a Dir, profile: &Profile) -> Result<impl Drop + 'a> {
+    ProfileLock::take(scandir, profile)
+}
+
 /// Builds `slot` in `scandir`, publishes it, has it supervised.
 pub fn register(scandir: &Dir, profile: &Profile, content: &Content, owner: Owner, deadline: &Deadline) -> Result<Registered> {
     let _locked = ProfileLock::take(scandir, profile)?;

@@ -123,6 +123,9 @@ pub struct Outcome {
     /// Building a slot failed because the scan directory could not be
     /// written (read-only, full, permissions changed mid-run).
     pub scandir_unwritable: bool,
+    /// Slots not built for a system reason (no space, no descriptors, …):
+    /// the run must fail (exit 111) even though the others were built.
+    pub system_failures: usize,
     /// Multiplex rule: the named profiles folded into the root slot.
     pub folded: Vec<Profile>,
     /// Multiplex rule: the root slot was started for them (not when the
@@ -156,6 +159,8 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
     };
     let home = match Dir::open(&cfg.home) {
         Ok(h) => Some(h),
+        // No descriptor or memory left: every intent would be wrong.
+        Err(e) if resource_failure(&e) => return Err(e),
         Err(e) => {
             warn(&format_args!("{e}; no profile state read, gateway-default registered down"));
             None
@@ -198,15 +203,22 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
     // rule the root's slot depends on them. Slots are independent: they
     // are built on a few threads. Each profile's directory is open only
     // while it is reconciled (thousands of profiles must not exhaust fds).
-    let listed = home.as_ref().and_then(|h| list_profiles(h, warn));
+    let listed = match &home {
+        Some(h) => list_profiles(h, warn)?,
+        None => None,
+    };
     let names: &[(OsString, Option<Kind>)] = listed.as_ref().map_or(&[], |(_, names)| names);
     let named = parallel_map(names, workers(names.len() + 1), |(name, kind)| {
         let mut warnings: Vec<String> = Vec::new();
         let mut sink = |w: &dyn Display| warnings.push(w.to_string());
         let mut asked = None;
         let done = listed.as_ref().and_then(|(profiles, _)| {
-            let (profile, dir) = named_profile(profiles, name, *kind, &mut sink)?;
-            let prior = read_prior(&dir, &mut sink);
+            let (profile, dir) = match named_profile(profiles, name, *kind, &mut sink) {
+                Ok(found) => found,
+                Err(Skipped::NotAProfile) => return None,
+                Err(Skipped::Failed) => return Some(Done::failed()),
+            };
+            let Ok(prior) = read_prior(&dir, profile.clone(), &mut sink) else { return Some(Done::failed()) };
             let running = state::autostarts(prior.as_deref());
             let (start, folded) = match cfg.policy {
                 Policy::PerProfile => (!multiplex && running, false),
@@ -226,11 +238,14 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
         });
         (done, asked, warnings)
     });
+    // Every descriptor but the scan directory's and the home's is closed
+    // before the root's slot and the sweep below.
+    drop(listed);
     let folded: Vec<Profile> = named.iter().filter_map(|(_, asked, _)| asked.clone()).collect();
     let named = named.into_iter().map(|(done, _, warnings)| (done, warnings));
     let mut migrated = false;
     let mut root_started_for_folded = false;
-    let root = {
+    let root = 'root: {
         let mut warnings: Vec<String> = Vec::new();
         let mut sink = |w: &dyn Display| warnings.push(w.to_string());
         let mut prior = None;
@@ -239,7 +254,10 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
                 migrated = cfg.dry_run || migrate(cfg, home, &mut sink);
                 prior = Some(state::RUNNING.to_string());
             } else {
-                prior = read_prior(home, &mut sink);
+                match read_prior(home, Profile::root(), &mut sink) {
+                    Ok(p) => prior = p,
+                    Err(()) => break 'root (Some(Done::failed()), warnings),
+                }
             }
         }
         let running = state::autostarts(prior.as_deref());
@@ -260,12 +278,24 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
         (Some(one(builder, &contents, Profile::root(), home.as_ref(), prior, start, &mut sink)), warnings)
     };
     let mut entries = Vec::new();
-    let mut scandir_unwritable = false;
+    let (mut scandir_unwritable, mut system_failures) = (false, 0);
     for (done, warnings) in std::iter::once(root).chain(named) {
         warnings.iter().for_each(|w| warn(w));
         if let Some(done) = done {
             scandir_unwritable |= done.unwritable;
+            system_failures += usize::from(done.system);
             entries.extend(done.entry);
+        }
+    }
+    // A failed build removes its staging directory, unless that failed
+    // too (no descriptor left to walk it): now that every other build has
+    // let its descriptors go, sweep again.
+    if system_failures > 0
+        && let Some(sd) = scandir.as_ref()
+    {
+        match slot::sweep_staging(sd) {
+            Ok(swept) => swept.leftovers.iter().for_each(|l| warn(l)),
+            Err(e) => warn(&e),
         }
     }
     if let Some(home) = &home {
@@ -275,7 +305,7 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
             warn_with(warn, &e, "the boot log is incomplete");
         }
     }
-    Ok(Outcome { entries, migrated, scandir_unwritable, folded, root_started_for_folded })
+    Ok(Outcome { entries, migrated, scandir_unwritable, system_failures, folded, root_started_for_folded })
 }
 
 /// How many threads build slots: one per 8 profiles (none below 16), at
@@ -359,12 +389,35 @@ fn migrate(cfg: &Config, home: &Dir, warn: Warn<'_>) -> bool {
     }
 }
 
-/// A profile's intent; an unreadable state file is a warning and no state.
-fn read_prior(dir: &Dir, warn: Warn<'_>) -> Option<String> {
-    state::read_intent(dir).unwrap_or_else(|e| {
-        warn_with(warn, &e, "treating as no prior state");
-        None
-    })
+/// A profile's intent; an unreadable state file is a warning and no state
+/// (upstream), unless the system failed us ([`resource_failure`]): then
+/// the slot is not built (`Err`, with a warning), rather than built down.
+fn read_prior(dir: &Dir, profile: Profile, warn: Warn<'_>) -> std::result::Result<Option<String>, ()> {
+    match state::read_intent(dir) {
+        Ok(prior) => Ok(prior),
+        Err(e) if resource_failure(&e) => {
+            warn_with(warn, &e, &format!("{} not built", slot::name(&profile)));
+            Err(())
+        }
+        Err(e) => {
+            warn_with(warn, &e, "treating as no prior state");
+            Ok(None)
+        }
+    }
+}
+
+/// A failure of the system's resources (descriptors, memory, space, I/O),
+/// not something the user left in the tree: the run must fail (111).
+fn resource_failure(e: &Error) -> bool {
+    matches!(e.errno(), Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::ENOSPC | Errno::EDQUOT | Errno::EIO | Errno::ENOBUFS))
+}
+
+/// Why an entry of `profiles/` gave no slot.
+enum Skipped {
+    /// Not a profile (a warning says why where it looked like one).
+    NotAProfile,
+    /// It may be one, but the system failed us (a warning says so).
+    Failed,
 }
 
 /// A profile's `config.yaml`; a bad one is a warning and counts as absent.
@@ -394,23 +447,22 @@ type Listing = Vec<(OsString, Option<Kind>)>;
 
 /// `profiles/` and its entries in byte order, with their types from the
 /// directory listing. `None` when there is no usable `profiles/`.
-fn list_profiles(home: &Dir, warn: Warn<'_>) -> Option<(Dir, Listing)> {
-    let profiles = match home.open_dir_if_present(OsStr::new(PROFILES)) {
-        Ok(Some(d)) => d,
-        Ok(None) => return None,
-        Err(e) => {
-            warn_with(warn, &e, "no named profile reconciled");
-            return None;
-        }
-    };
-    match profiles.entries_typed(MAX_PROFILES) {
-        Ok(mut names) => {
+/// `Err` when the system failed us ([`resource_failure`]).
+fn list_profiles(home: &Dir, warn: Warn<'_>) -> Result<Option<(Dir, Listing)>> {
+    let listed = home.open_dir_if_present(OsStr::new(PROFILES)).and_then(|profiles| match profiles {
+        Some(profiles) => profiles.entries_typed(MAX_PROFILES).map(|names| Some((profiles, names))),
+        None => Ok(None),
+    });
+    match listed {
+        Ok(Some((profiles, mut names))) => {
             names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            Some((profiles, names))
+            Ok(Some((profiles, names)))
         }
+        Ok(None) => Ok(None),
+        Err(e) if resource_failure(&e) => Err(e),
         Err(e) => {
             warn_with(warn, &e, "no named profile reconciled");
-            None
+            Ok(None)
         }
     }
 }
@@ -418,28 +470,33 @@ fn list_profiles(home: &Dir, warn: Warn<'_>) -> Option<(Dir, Listing)> {
 /// One entry of `profiles/`: a usable named profile (a directory holding
 /// a `SOUL.md`, with a valid name other than `default`) and its open
 /// directory; else `None`, with a warning where it looks like a profile.
-fn named_profile(profiles: &Dir, name: &OsStr, kind: Option<Kind>, warn: Warn<'_>) -> Option<(Profile, Dir)> {
+fn named_profile(profiles: &Dir, name: &OsStr, kind: Option<Kind>, warn: Warn<'_>) -> std::result::Result<(Profile, Dir), Skipped> {
     let path = profiles.child_path(name);
+    let skip = |warn: Warn<'_>, e: &Error, then: &str| {
+        if resource_failure(e) {
+            warn_with(warn, e, &format!("{}{} not built", slot::PREFIX, printable(&name.to_string_lossy())));
+            return Skipped::Failed;
+        }
+        warn_with(warn, e, then);
+        Skipped::NotAProfile
+    };
     let kind = match kind {
         Some(k) => k,
         None => match profiles.stat_at(name) {
             Ok(Some(st)) => st.kind,
-            Ok(None) => return None,
-            Err(e) => {
-                warn_with(warn, &e, "skipped");
-                return None;
-            }
+            Ok(None) => return Err(Skipped::NotAProfile),
+            Err(e) => return Err(skip(warn, &e, "skipped")),
         },
     };
     match kind {
         Kind::Dir => {}
         Kind::Symlink => {
             warn(&format_args!("unable to use {}: is a symlink (not followed); skipped", printable(&path.to_string_lossy())));
-            return None;
+            return Err(Skipped::NotAProfile);
         }
-        _ => return None, // files and the like are not profiles
+        _ => return Err(Skipped::NotAProfile), // files and the like are not profiles
     }
-    let dir = profiles.open_dir(name).map_err(|e| warn_with(warn, &e, "skipped")).ok()?;
+    let dir = profiles.open_dir(name).map_err(|e| skip(warn, &e, "skipped"))?;
     let marker = OsStr::new(MARKER);
     match dir.exists_following(marker) {
         Ok(true) => {}
@@ -448,25 +505,22 @@ fn named_profile(profiles: &Dir, name: &OsStr, kind: Option<Kind>, warn: Warn<'_
                 let shown = path.join(MARKER).to_string_lossy().into_owned();
                 warn(&format_args!("unable to use {}: is a dangling symlink; profile skipped", printable(&shown)));
             }
-            return None;
+            return Err(Skipped::NotAProfile);
         }
-        Err(e) => {
-            warn_with(warn, &e, "profile skipped");
-            return None;
-        }
+        Err(e) => return Err(skip(warn, &e, "profile skipped")),
     }
     if name.as_bytes() == profile::ROOT.as_bytes() {
         warn(&format_args!(
             "{}/ exists: skipped, its slot would collide with the root profile's gateway-default",
             printable(&path.to_string_lossy())
         ));
-        return None;
+        return Err(Skipped::NotAProfile);
     }
     match Profile::parse(name.as_bytes()) {
-        Ok(p) => Some((p, dir)),
+        Ok(p) => Ok((p, dir)),
         Err(why) => {
             warn(&format_args!("unable to use {}: {why}; skipped", printable(&path.to_string_lossy())));
-            None
+            Err(Skipped::NotAProfile)
         }
     }
 }
@@ -477,6 +531,15 @@ struct Done {
     entry: Option<Entry>,
     /// The failure was the scan directory's.
     unwritable: bool,
+    /// The slot could not be built for a system reason.
+    system: bool,
+}
+
+impl Done {
+    /// A profile whose slot was not built for a system reason.
+    fn failed() -> Done {
+        Done { entry: None, unwritable: false, system: true }
+    }
 }
 
 /// The two contents a slot can have.
@@ -501,6 +564,7 @@ fn one(
     if let Some(builder) = builder {
         if let Some(dir) = dir {
             remove_stale_files(dir, warn);
+            state::sweep_stale_staging(dir).iter().for_each(|e| warn(e));
         }
         let content = if start { &contents.up } else { &contents.down };
         match builder.install(&entry.profile, content, Existing::Replace) {
@@ -511,12 +575,15 @@ fn one(
             Err(e) => {
                 let unwritable = cannot_write(builder.scandir(), &entry.profile, &e);
                 warn_with(warn, &e, &format!("{} not built", slot::name(&entry.profile)));
-                return Done { entry: None, unwritable };
+                // A refusal is the tree's content (a bad leftover); anything
+                // else is the system's (ENOSPC, EMFILE, EIO, …).
+                let system = !matches!(e.cause(), crate::error::Cause::Refused(_));
+                return Done { entry: None, unwritable, system };
             }
         }
         entry.prior_exit = dir.map(state::read_prior_exit).unwrap_or(PriorExit::Unknown);
     }
-    Done { entry: Some(entry), unwritable: false }
+    Done { entry: Some(entry), unwritable: false, system: false }
 }
 
 /// Whether a slot failed because its staging directory could not be
@@ -608,11 +675,7 @@ pub fn local_timestamp(epoch: i64) -> String {
 /// write), after rotating a log of [`ROTATE_AT`] bytes or more to `.1`
 /// (replacing an older `.1`). A failed rotation is a warning.
 pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, policy: Policy, warn: Warn<'_>) -> Result<()> {
-    let logs_name = OsStr::new(LOGS);
-    if let (true, Owner::Chown { uid, gid }) = (home.mkdir_at(logs_name, 0o755)?, owner) {
-        home.open_node(logs_name)?.chown(uid, gid)?;
-    }
-    let logs = home.open_dir(logs_name)?;
+    let logs = user_dir(home, OsStr::new(LOGS), owner)?;
     let log = OsStr::new(BOOT_LOG);
     let full = matches!(logs.stat_at(log)?, Some(st) if st.kind == Kind::File && st.size >= ROTATE_AT);
     if full && let Err(e) = rename_at(&logs, log, &logs, OsStr::new(BOOT_LOG_OLD), Rename::Replace) {
@@ -624,13 +687,36 @@ pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, po
         text.push_str(&log_line(&ts, e, policy));
         text.push('\n');
     }
-    let st = logs.append_file(log, 0o644, text.as_bytes())?;
-    if let Owner::Chown { uid, gid } = owner
-        && st.uid != uid
-    {
-        logs.open_node(log)?.chown(uid, gid)?;
-    }
+    let chown = match owner {
+        Owner::Chown { uid, gid } => Some((uid, gid)),
+        Owner::Caller { .. } => None,
+    };
+    logs.append_file_for(log, 0o644, text.as_bytes(), chown)?;
     Ok(())
+}
+
+/// Opens the directory `name` in the user's `home`, made 0755 for the
+/// user if absent. Made by root, it is created 0700 (nobody else can enter
+/// it), opened without following, checked to be a directory only we could
+/// have made (ours, 0700, empty), then given to the user and opened up
+/// through that fd: a name the user swaps meanwhile is refused, never
+/// chowned.
+fn user_dir(home: &Dir, name: &OsStr, owner: Owner) -> Result<Dir> {
+    const PRIVATE: u32 = 0o700;
+    if !home.mkdir_at(name, PRIVATE)? {
+        return home.open_dir(name);
+    }
+    let dir = home.open_dir(name)?;
+    let st = dir.stat()?;
+    let euid = nix::unistd::geteuid().as_raw();
+    if st.uid != euid || st.mode != PRIVATE || dir.entries(0).is_err() {
+        return Err(Error::refused("make", dir.path(), "replaced while it was being made"));
+    }
+    if let Owner::Chown { uid, gid } = owner {
+        dir.chown(uid, gid)?;
+    }
+    dir.chmod(0o755)?;
+    Ok(dir)
 }
 
 #[cfg(test)]

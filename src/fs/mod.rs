@@ -21,7 +21,7 @@ mod dir;
 pub mod publish;
 pub mod tree;
 
-pub use dir::{Dir, Kind, Node, Stat, creation_mode_is_exact, describe as dir_describe};
+pub use dir::{Dir, Kind, Node, Stat, Version, creation_mode_is_exact, describe as dir_describe};
 
 /// Whether writes are made durable with fsync before going on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

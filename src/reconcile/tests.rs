@@ -122,7 +122,7 @@ fn the_intent_table_decides_started_or_registered_with_a_down_file() {
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
     assert!(
         warnings[0]
-            .ends_with("j-corrupt/gateway_state.json: not valid JSON (syntax error at line 1, column 2); treating as no prior state")
+            .ends_with("j-corrupt/gateway_state.json: not valid JSON (Expecting property name enclosed in double quotes at line 1, column 2); treating as no prior state")
     );
     assert!(warnings[1].ends_with("l-non-object/gateway_state.json: not a JSON object (an array); treating as no prior state"));
 }
@@ -666,4 +666,32 @@ fn undotted_staging_directories_are_removed_with_a_warning() {
     assert_eq!(warnings.len(), 1, "{warnings:?}");
     assert!(warnings[0].starts_with("removed ") && warnings[0].contains("gateway-coder.tmp: a stale staging directory"), "{warnings:?}");
     assert_eq!(t.scan_names(), ["gateway-Bad.tmp", "gateway-default", "gateway-x.tmp", "other.tmp"]);
+}
+
+#[test]
+fn stale_state_staging_files_of_dead_writers_are_swept() {
+    let t = Tree::new("stale-tmp");
+    let coder = t.profile("coder", Some(r#"{"gateway_state": "running"}"#));
+    // Above any pid_max (2^22): that writer is gone. Ours is alive.
+    let dead = ".gateway_state.json.999999999.tmp";
+    let live = format!(".gateway_state.json.{}.tmp", std::process::id());
+    for home in [t.home(), coder.clone()] {
+        for name in [dead, &live, ".gateway_state.json.migrating", ".gateway_state.json.x.tmp"] {
+            std::fs::write(home.join(name), "{").unwrap();
+        }
+    }
+    let (out, warnings) = reconcile(&t.cfg());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(out.system_failures, 0);
+    for home in [t.home(), coder] {
+        assert!(!home.join(dead).exists() && !home.join(".gateway_state.json.migrating").exists(), "{}", home.display());
+        assert!(home.join(&live).exists() && home.join(".gateway_state.json.x.tmp").exists(), "{}", home.display());
+    }
+    // A dry run removes nothing.
+    let home = t.home();
+    std::fs::write(home.join(dead), "{").unwrap();
+    let mut cfg = t.cfg();
+    cfg.dry_run = true;
+    reconcile(&cfg);
+    assert!(home.join(dead).exists());
 }

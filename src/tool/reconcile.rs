@@ -143,6 +143,14 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let code = print(out.as_bytes());
     if outcome.scandir_unwritable {
         msg::warn(PROG, format_args!("the scan directory {} could not be written", msg::printable(&cfg.scandir.to_string_lossy())));
+    }
+    if outcome.system_failures > 0 {
+        // Each failed slot had its warning line; the rest were built.
+        let n = outcome.system_failures;
+        let of = n + outcome.entries.len();
+        return msg::fatal(PROG, exit::SYSTEM, format_args!("unable to build {n} of {of} slots (see the warnings above)"));
+    }
+    if outcome.scandir_unwritable {
         return ExitCode::from(exit::SYSTEM);
     }
     code

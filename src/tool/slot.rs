@@ -398,6 +398,18 @@ fn command_name(cmd: Command) -> &'static str {
 /// Sends `cmd` to `p`'s supervisor (waiting with `wait`), then records the
 /// intent in the profile's state file.
 fn control_slot(ctx: &Ctx, scandir: &Dir, p: &Profile, cmd: Command, wait: bool) -> ControlOutcome {
+    // An unregistered profile writes nothing at all, not even a lock.
+    match lifecycle::open_slot(scandir, p) {
+        Ok(Some(_)) => {}
+        Ok(None) => return ControlOutcome::failed(code::NOT_REGISTERED, not_registered(p)),
+        Err(e) => return ControlOutcome::failed(e.exit_code(), e),
+    }
+    // One command on a profile at a time, its intent recorded before the
+    // next one is sent (released when this function returns).
+    let _locked = match lifecycle::lock_profile(scandir, p) {
+        Ok(l) => l,
+        Err(e) => return ControlOutcome::failed(e.exit_code(), e),
+    };
     let svc = match lifecycle::open_slot(scandir, p) {
         Ok(Some(d)) => d,
         Ok(None) => return ControlOutcome::failed(code::NOT_REGISTERED, not_registered(p)),
@@ -451,8 +463,15 @@ fn control_slot(ctx: &Ctx, scandir: &Dir, p: &Profile, cmd: Command, wait: bool)
         match state::record_desired(home, cmd.desired_state(), now.as_secs() as i64, owner) {
             Ok(previous) => {
                 recorded = true;
-                if let Previous::Replaced(why) = previous {
-                    msg::warn(PROG, format_args!("{}: {why}; replaced", shown(&home.child_path(state::STATE_FILE.as_ref()))));
+                if let Previous::Replaced { why, kept_as } = previous {
+                    msg::warn(
+                        PROG,
+                        format_args!(
+                            "{}: {why}; kept as {}, a fresh one written",
+                            shown(&home.child_path(state::STATE_FILE.as_ref())),
+                            shown(&kept_as)
+                        ),
+                    );
                 }
             }
             Err(e) => {
