@@ -16,7 +16,9 @@ use std::process::ExitCode;
 use crate::msg;
 use crate::tool;
 
+/// The executable's own name: the prefix of its messages.
 pub const PROG: &str = "hermes-s6";
+/// The usage line, naming every tool.
 pub const USAGE: &str = "hermes-s6 tool [ args... ], or run as tool, where tool is one of: \
 hermes-seed-supervise hermes-svscan-perms hermes-reconcile hermes-slot dashboard-run dashboard-finish";
 
@@ -46,6 +48,7 @@ fn basename(argv0: &OsStr) -> &OsStr {
     OsStr::from_bytes(b.rsplit(|&c| c == b'/').next().unwrap_or(b))
 }
 
+/// Runs the tool named by `argv[0]`, or by `argv[1]` when run as hermes-s6.
 pub fn main() -> ExitCode {
     let argv0: OsString = std::env::args_os().next().unwrap_or_default();
     let name = basename(&argv0);
