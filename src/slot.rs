@@ -17,13 +17,16 @@
 //! hashed again instead, so a slot edited by hand is noticed too).
 //!
 //! Building: the slot is made in `.gateway-<profile>.tmp` (s6-svscan skips
-//! dot-names) through the fd layer, every inode given to the user when we
-//! run as root (the slot directory itself last, just before publication),
-//! then renamed onto its real name: a fresh name with `RENAME_NOREPLACE`,
-//! an existing slot swapped with `RENAME_EXCHANGE` and the old tree removed
-//! afterwards. Nobody ever sees a half-built slot under its real name.
-//! The staging directory is new, and only we can write it (root-owned
-//! while root builds it), so its entries are created and set by name.
+//! dot-names) through the fd layer, then renamed onto its real name: a
+//! fresh name with `RENAME_NOREPLACE`, an existing slot swapped with
+//! `RENAME_EXCHANGE` and the old tree removed afterwards. Nobody ever sees
+//! a half-built slot under its real name. The staging directory is new and
+//! only we can write it, so its entries are created and set by name. Run
+//! as root, it is 0700 and root's until the slot is complete (checked once
+//! opened: the scan directory is the user's, who could have put another
+//! directory under that name), and only then is every object given to the
+//! user through an fd pinned in it, the staging directory itself last
+//! ([`handover`]): root never acts by name where the user can write.
 //!
 //! A staging directory left by an earlier, interrupted build is removed;
 //! if it cannot be (made by root, we run as the user: upstream #60774) it
@@ -40,6 +43,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::fs::Sync;
+use crate::fs::handover::{self, Handover};
 use crate::fs::publish::{self, Published, Rename, rename_at};
 use crate::fs::tree::{self, Limits};
 use crate::fs::{Dir, Kind, creation_mode_is_exact};
@@ -454,13 +458,17 @@ impl<'a> Builder<'a> {
             }
         }
         let mut leftovers = Vec::new();
-        if !scandir.mkdir_at(&staging, 0o755)? {
+        // Root builds in private (module docs).
+        let private = matches!(owner, Owner::Chown { .. });
+        let mode = if private { 0o700 } else { 0o755 };
+        if !scandir.mkdir_at(&staging, mode)? {
             leftovers.extend(clear(scandir, &staging)?);
-            if !scandir.mkdir_at(&staging, 0o755)? {
+            if !scandir.mkdir_at(&staging, mode)? {
                 return Err(Error::refused("build", scandir.child_path(&staging), "keeps reappearing"));
             }
         }
-        if let Err(e) = fill(scandir, &staging, content, owner, self.sync, self.parent) {
+        let opened = scandir.open_dir(&staging).and_then(|top| if private { handover::check_private(&top).map(|_| top) } else { Ok(top) });
+        if let Err(e) = opened.and_then(|top| fill(&top, content, owner, self.sync, self.parent)) {
             let _ = tree::remove_tree(scandir, &staging, TREE_LIMITS);
             return Err(e);
         }
@@ -496,39 +504,54 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Writes everything into the (empty, fresh) staging directory.
-fn fill(scandir: &Dir, staging: &OsStr, content: &Content, owner: Owner, sync: Sync, parent: skeleton::Parent) -> Result<()> {
-    let ids = match owner {
-        Owner::Chown { uid, gid } => Some((uid, gid)),
-        Owner::Caller { .. } => None,
+/// Writes everything into the (empty, fresh) staging directory `top`.
+fn fill(top: &Dir, content: &Content, owner: Owner, sync: Sync, parent: skeleton::Parent) -> Result<()> {
+    let (uid, gid) = match owner {
+        Owner::Chown { uid, gid } => (uid, gid),
+        Owner::Caller { .. } => return fill_as_caller(top, content, owner, sync, parent),
     };
+    // Root: everything root's while `top` is 0700, then handed over.
+    let me = Owner::Caller { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
+    let log = fresh_subdir(top, s6::LOG, false)?;
+    for f in &content.files {
+        let dir = if f.dir.is_some() { &log } else { top };
+        dir.create_public_file(OsStr::new(f.name), f.mode, &f.data, None, sync)?;
+    }
+    // Plain: the hand-over below sets every mode exactly anyway.
+    skeleton::seed_fresh(top, Some(&log), me, skeleton::Parent::Plain)?;
+    let mut hand = Handover::new(uid, gid);
+    for (dir, sub) in [(&log, Some(s6::LOG)), (top, None)] {
+        for f in content.files.iter().filter(|f| f.dir == sub) {
+            hand.pin(dir, OsStr::new(f.name), f.mode)?;
+        }
+        skeleton::pin_fresh(dir, &mut hand)?;
+        if sub.is_none() {
+            hand.pin(top, OsStr::new(s6::LOG), 0o755)?;
+        }
+    }
+    hand.give(Some((top, 0o755)))
+}
+
+/// The user building its own slot: nobody else can write `top`.
+fn fill_as_caller(top: &Dir, content: &Content, owner: Owner, sync: Sync, parent: skeleton::Parent) -> Result<()> {
     let exact = parent == skeleton::Parent::Plain && creation_mode_is_exact(0o755);
-    let top = scandir.open_dir(staging)?;
     if !exact {
         top.chmod(0o755)?;
     }
-    let log = fresh_subdir(&top, s6::LOG, ids, exact)?;
+    let log = fresh_subdir(top, s6::LOG, exact)?;
     for f in &content.files {
-        let dir = if f.dir.is_some() { &log } else { &top };
-        dir.create_public_file(OsStr::new(f.name), f.mode, &f.data, ids, sync)?;
+        let dir = if f.dir.is_some() { &log } else { top };
+        dir.create_public_file(OsStr::new(f.name), f.mode, &f.data, None, sync)?;
     }
-    skeleton::seed_fresh(&top, Some(&log), owner, parent)?;
-    // The slot itself last: until now nobody else could write into it.
-    if let Some((uid, gid)) = ids {
-        top.chown(uid, gid)?;
-    }
-    Ok(())
+    skeleton::seed_fresh(top, Some(&log), owner, parent)
 }
 
 /// Creates the subdirectory `name` of a fresh directory, mode 0755 exactly
 /// (`exact`: creation gives that mode already).
-fn fresh_subdir(parent: &Dir, name: &str, ids: Option<(u32, u32)>, exact: bool) -> Result<Dir> {
+fn fresh_subdir(parent: &Dir, name: &str, exact: bool) -> Result<Dir> {
     let name = OsStr::new(name);
     if !parent.mkdir_at(name, 0o755)? {
         return Err(Error::refused("build", parent.child_path(name), "appeared in a fresh staging directory"));
-    }
-    if let Some((uid, gid)) = ids {
-        parent.chown_at(name, uid, gid)?;
     }
     if !exact {
         parent.chmod_at(name, 0o755)?;

@@ -373,6 +373,11 @@ impl Dir {
         // Each retry means another process removed the file meanwhile.
         for _ in 0..100 {
             let (fd, st) = self.create_regular(name, OFlag::O_RDONLY, 0o644, "lock")?;
+            // A second name could be a file of root's linked in by the user:
+            // never lock (or later unlink a name of) someone else's file.
+            if st.nlink > 1 {
+                return Err(Error::refused("lock", self.child_path(name), format!("has {} hard links", st.nlink)));
+            }
             loop {
                 // SAFETY: flock on an fd we own.
                 match Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }) {
