@@ -96,7 +96,7 @@ fn a_symlinked_dashboard_run_execs_in_its_own_pid_with_the_same_argv() {
             .env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("HERMES_DASHBOARD", "1")
-            .args(["-d", dir, "-u", ":10000:10000", probe, "extra"])
+            .args(["-H", dir, "-u", ":10000:10000", probe, "extra"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()
