@@ -28,6 +28,7 @@ use crate::fs::publish::{Rename, rename_at};
 use crate::fs::{Dir, Kind};
 use crate::msg::printable;
 use crate::profile::{self, Profile};
+use crate::s6::svscan;
 use crate::skeleton::Owner;
 use crate::slot::{self, Built, Existing, RunAs, Start};
 use crate::state::{self, PriorExit};
@@ -164,6 +165,9 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
     if let Some((_, names)) = &listed {
         items.extend(names.iter().map(|(name, kind)| Item::Named(name, *kind)));
     }
+    if let Some(sd) = &scandir {
+        limit_to_room(sd, &mut items, warn);
+    }
     let migrated = std::sync::atomic::AtomicBool::new(false);
     let done = parallel_map(&items, workers(items.len()), |item| {
         let mut warnings: Vec<String> = Vec::new();
@@ -200,6 +204,9 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
             entries.extend(done.entry);
         }
     }
+    if let Some(sd) = &scandir {
+        warn_unstatable(sd, warn);
+    }
     if let Some(home) = &home {
         let logged = if cfg.dry_run || entries.is_empty() { Ok(()) } else { append_boot_log(home, &entries, cfg.now, cfg.owner, warn) };
         if let Err(e) = logged {
@@ -207,6 +214,42 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
         }
     }
     Ok(Outcome { entries, migrated: migrated.into_inner(), scandir_unwritable })
+}
+
+/// Drops the profiles past what the scan directory's s6-svscan can
+/// supervise (each slot is a service and a logger; the other services
+/// there count too), with a warning each: published, they would stop
+/// every scan (s6 2.12+).
+fn limit_to_room(scandir: &Dir, items: &mut Vec<Item<'_>>, warn: Warn<'_>) {
+    let census = match svscan::census(scandir) {
+        Ok(c) => c,
+        Err(e) => return warn(&e),
+    };
+    let slots = slot::registered(scandir).map(|r| r.len()).unwrap_or(0);
+    let others = census.supervised.saturating_sub(2 * slots);
+    let max = svscan::max_entries(scandir);
+    let room = max.saturating_sub(others) / 2;
+    if items.len() <= room {
+        return;
+    }
+    for item in items.drain(room..) {
+        let name = match item {
+            Item::Root => slot::name(&Profile::root()),
+            Item::Named(n, _) => format!("{}{}", slot::PREFIX, n.to_string_lossy()),
+        };
+        warn(&format_args!(
+            "unable to publish {}: the s6-svscan of this scan directory supervises at most {max} services and loggers ({others} other services there)",
+            scandir.child_path(OsStr::new(&name)).display()
+        ));
+    }
+}
+
+/// Warns about the entries of the scan directory s6-svscan cannot stat.
+fn warn_unstatable(scandir: &Dir, warn: Warn<'_>) {
+    match svscan::census(scandir) {
+        Ok(c) => c.unstatable.iter().for_each(|(name, e)| warn(&svscan::unstatable_warning(scandir, name, *e))),
+        Err(e) => warn(&e),
+    }
 }
 
 /// One profile to reconcile.

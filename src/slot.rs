@@ -127,7 +127,8 @@ pub fn gone_name(profile: &Profile, n: u128) -> OsString {
 /// (not symlinks, not dot-names) whose `<p>` is a valid profile name,
 /// sorted.
 pub fn registered(scandir: &Dir) -> Result<Vec<Profile>> {
-    // s6-svscan's own bound on services is 160,000.
+    // s6-svscan supervises at most 160,000 services and loggers (-C's
+    // ceiling; 1000 by default since 2.12).
     let mut out = Vec::new();
     for (name, kind) in scandir.entries_typed(200_000)? {
         let Some(p) = name.as_encoded_bytes().strip_prefix(PREFIX.as_bytes()) else { continue };
@@ -597,7 +598,8 @@ pub struct Swept {
 /// [`clear`]); directories already moved aside are removed if possible,
 /// silently otherwise (they were reported when moved).
 pub fn sweep_staging(scandir: &Dir) -> Result<Swept> {
-    // s6-svscan's own bound on services is 160,000.
+    // s6-svscan supervises at most 160,000 services and loggers (-C's
+    // ceiling; 1000 by default since 2.12).
     const SCANDIR_MAX: usize = 200_000;
     let mut swept = Swept::default();
     let left = &mut swept.leftovers;

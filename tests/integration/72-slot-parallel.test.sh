@@ -25,6 +25,22 @@ all() {
         wait' sh "$1"
 }
 
+# mixed: par0..par9 unregistered while par10..par19 are registered, all
+# at once: each unregister renames a live slot out of the scan while the
+# others' rescans run (s6-svscan 2.12+ abandons a scan whose entry went
+# away, and never starts what that scan saw first).
+mixed() {
+    emu_user sh -c '
+        i=0
+        while [ $i -lt 20 ]; do
+            cmd=unregister
+            [ $i -ge 10 ] && cmd=register
+            (out=$(/usr/bin/hermes-slot $cmd par$i 2>&1) || echo "FAIL $cmd par$i $?: $out") &
+            i=$((i + 1))
+        done
+        wait'
+}
+
 for topology in isolated shared; do
     slot_boot "$topology"
     start=$(emu_root ls -A "$SD")
@@ -45,6 +61,18 @@ for topology in isolated shared; do
         assert_eq "" "$(emu_root find "$SD" -xtype l)" "$topology round $round: no dangling entry"
         assert_eq "" "$(emu_root sh -c 'pgrep -f "gateway run" | while read -r p; do tr "\0" " " </proc/$p/cmdline; echo; done' | grep -- '-p par' || true)" \
             "$topology round $round: no gateway left running"
+    done
+    # Registers racing unregisters of other profiles: every registered
+    # slot is supervised on return, and stays so.
+    for round in 1 2 3; do
+        for i in $(seq 0 9); do slot register -d "par$i" >/dev/null; done
+        assert_eq "" "$(mixed)" "$topology mixed round $round: every command succeeded"
+        for i in $(seq 10 19); do
+            emu_user s6-svok "$SD/gateway-par$i" || fail "$topology mixed round $round: par$i not supervised on return"
+            emu_user s6-svok "$SD/gateway-par$i/log" || fail "$topology mixed round $round: par$i's logger not supervised on return"
+        done
+        for i in $(seq 10 19); do slot unregister "par$i" >/dev/null; done
+        assert_eq "$start" "$(emu_root ls -A "$SD")" "$topology mixed round $round: the scan directory is as before"
     done
     slot_agree default "$topology: gateway-default untouched"
     emu_down "$EMU"
