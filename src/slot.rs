@@ -64,7 +64,7 @@ pub const GONE_INFIX: &str = ".tmp.gone-";
 pub const LOCK_SUFFIX: &str = ".lck";
 /// The longest profile name that gets a slot: its staging name must fit
 /// in a file name (255 bytes); its slot name then fits s6-svscan's
-/// default `name_max` (251) too.
+/// default `name_max` (251, since 2.12) too.
 pub const PROFILE_MAX: usize = 255 - STAGING_PREFIX.len() - STAGING_SUFFIX.len();
 
 /// Largest slot file read back when comparing with the rendered content.
