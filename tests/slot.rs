@@ -540,3 +540,32 @@ fn the_same_profile_twice_at_once() {
         assert!(supervisors_in(&sc.scan()).is_empty(), "round {round}: no supervisor left");
     }
 }
+
+#[test]
+fn register_refuses_a_slot_past_the_scanners_bound() {
+    if !root_or_skip("register_refuses_a_slot_past_the_scanners_bound") {
+        return;
+    }
+    // The user's scanner supervises 4000 services and loggers: 1999 slots
+    // with their loggers and one more service leave no room for a slot.
+    let s = Scratch::new("slot-bound");
+    let scan = s.join("scan");
+    for i in 0..1999 {
+        std::fs::create_dir_all(scan.join(format!("gateway-p{i}/log"))).unwrap();
+    }
+    std::fs::create_dir(scan.join("other")).unwrap();
+    std::fs::create_dir(s.join("home")).unwrap();
+    let tool = |args: &[&str]| {
+        Command::new(TOOL).arg("-s").arg(&scan).arg("-H").arg(s.join("home")).args(["-u", USER]).args(args).output().unwrap()
+    };
+    let o = tool(&["register", "-d", "coder"]);
+    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "hermes-slot: fatal: unable to register {}/gateway-coder: the s6-svscan of this scan directory supervises at most 4000 services and loggers, 3999 are there already\n",
+            scan.display()
+        )
+    );
+    assert!(!scan.join("gateway-coder").exists(), "nothing published");
+}
