@@ -105,7 +105,7 @@ fn a_status_file_is_decoded_by_its_exact_size_or_refused_with_it() {
     let svc = Dir::open(&s.join("svc")).unwrap();
     let file = s.join("svc/supervise/status");
     // s6 2.13.1.0's layout: pid, then pgid, then wait status and flags.
-    let mut b = vec![0x40, 0, 0, 0, 0x6b, 0x0c, 0x87, 0xb6, 0, 0, 0, 0].repeat(2);
+    let mut b = [0x40, 0, 0, 0, 0x6b, 0x0c, 0x87, 0xb6, 0, 0, 0, 0].repeat(2);
     b.extend_from_slice(&4242u64.to_be_bytes());
     b.extend_from_slice(&4240u64.to_be_bytes());
     b.extend_from_slice(&[0, 0, 0x04]);
