@@ -120,6 +120,12 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         run.sweep(dir);
         run.unstatable(dir);
     }
+    // (The shared topology does not hand root's back for the sweep.)
+    if root_scandir.is_none()
+        && let Ok(dir) = Dir::open(&args.scandir)
+    {
+        run.unstatable(&dir);
+    }
     let code = if run.failed {
         exit::SYSTEM
     } else if run.missing && args.act == Act::Check {

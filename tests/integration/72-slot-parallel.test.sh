@@ -63,8 +63,19 @@ for topology in isolated shared; do
             "$topology round $round: no gateway left running"
     done
     # Registers racing unregisters of other profiles: every registered
-    # slot is supervised on return, and stays so.
-    for round in 1 2 3; do
+    # slot is supervised on return. 400 idle services make each scan long
+    # enough (1,000 stats) for the renames to land inside one.
+    emu_root sh -c '
+        i=0
+        while [ $i -lt 400 ]; do
+            d=$1/ballast$i
+            mkdir "$d" && printf "#!/bin/sh\nexec sleep 100000\n" >"$d/run" && chmod 0755 "$d/run" && : >"$d/down"
+            i=$((i + 1))
+        done
+        chown -R hermes:hermes "$1"/ballast*' sh "$SD"
+    emu_root s6-svscanctl -a "$SD"
+    wait_until 30000 emu_root s6-svok "$SD/ballast399"
+    for round in $(seq "${MIXED_ROUNDS:-3}"); do
         for i in $(seq 0 9); do slot register -d "par$i" >/dev/null; done
         assert_eq "" "$(mixed)" "$topology mixed round $round: every command succeeded"
         for i in $(seq 10 19); do
@@ -72,8 +83,10 @@ for topology in isolated shared; do
             emu_user s6-svok "$SD/gateway-par$i/log" || fail "$topology mixed round $round: par$i's logger not supervised on return"
         done
         for i in $(seq 10 19); do slot unregister "par$i" >/dev/null; done
-        assert_eq "$start" "$(emu_root ls -A "$SD")" "$topology mixed round $round: the scan directory is as before"
+        assert_eq "$start" "$(emu_root ls -A "$SD" | grep -v '^ballast')" "$topology mixed round $round: the scan directory is as before"
     done
+    emu_root sh -c 'mkdir "$1/.ballast" && mv "$1"/ballast* "$1/.ballast/"' sh "$SD"
+    emu_root s6-svscanctl -an "$SD"
     slot_agree default "$topology: gateway-default untouched"
     emu_down "$EMU"
 done
