@@ -38,6 +38,7 @@ slot="$rel/hermes-slot -s $scratch/scan -u :10000:10000"
 slot_argv=("$rel/hermes-slot" -s "$scratch/scan" -u :10000:10000)
 "${as_user[@]}" hyperfine -N -w 5 -r "$runs" --export-json "$scratch/reg.json" \
     -p "$slot unregister bench" "$slot register -d bench" >/dev/null 2>&1
+"${as_user[@]}" "${slot_argv[@]}" unregister bench
 "${as_user[@]}" hyperfine -N -w 5 -r "$runs" --export-json "$scratch/unreg.json" \
     -p "$slot register -d bench" "$slot unregister bench" >/dev/null 2>&1
 "${as_user[@]}" "${slot_argv[@]}" register -d bench
