@@ -11,9 +11,9 @@
 #   slot CMD [ARG...]           hermes-slot as hermes, the container's way
 #                               (no -s: the default scan directory rule)
 #   slot_agree PROFILE WHAT     hermes-slot status (-j and human) agrees
-#                               with s6-svstat -o up,wantedup,normallyup,pid
-#                               and with s6-svstat's line (retried if a
-#                               second ticks between the reads)
+#                               with every field of s6-svstat -o this s6
+#                               has and with s6-svstat's line (retried if
+#                               a second ticks between the reads)
 #   slot_field PROFILE FIELD    one field of hermes-slot status -j
 #   slot_supervisors PATTERN    the s6-supervise processes whose argument
 #                               matches the extended regex PATTERN, as
