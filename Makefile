@@ -70,7 +70,7 @@ check: deps
 	$(MAKE) --no-print-directory lint
 	@failed=; for v in $(or $(S6),$(S6_MATRIX)); do \
 	  echo "== s6 $$v"; \
-	  $(MAKE) --no-print-directory test-unit test-integration S6=$$v || failed="$$failed $$v"; \
+	  $(MAKE) --no-print-directory -k test-unit test-integration S6=$$v || failed="$$failed $$v"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "make: check FAILED under s6$$failed" >&2; exit 1; fi; \
 	echo "make: check passed under s6 $(or $(S6),$(S6_MATRIX))"
