@@ -1,15 +1,25 @@
-# hermes-s6 image layer: the static tools and their s6 wiring on top of a
-# hermes image, with s6-overlay as PID 1.
+# hermes-s6: the static tools and their s6 wiring, as one of two targets.
 #
-#   docker build \
+#   image  a complete image: a Debian base, s6-overlay 3.2.3.2 (noarch, arch
+#          and both symlinks tarballs, each sha256-checked) as PID 1
+#          (ENTRYPOINT ["/init"]), /command on PATH, the hermes user.
+#          The default target.
+#   layer  the tools and wiring on top of an existing hermes-agent image
+#          (HERMES_BASE_IMAGE), which brings its own s6-overlay (3.2.3.0 or
+#          newer), user, ENTRYPOINT and CMD: all kept as they are.
+#
+#   docker build --target image \
 #     --build-arg S6_OVERLAY_NOARCH_SHA256=<sha256 of s6-overlay-noarch.tar.xz> \
 #     --build-arg S6_OVERLAY_X86_64_SHA256=<sha256 of s6-overlay-x86_64.tar.xz> \
-#     [--build-arg BASE_IMAGE=your/hermes-agent:tag] .
+#     --build-arg S6_OVERLAY_SYMLINKS_NOARCH_SHA256=<sha256 of s6-overlay-symlinks-noarch.tar.xz> \
+#     --build-arg S6_OVERLAY_SYMLINKS_ARCH_SHA256=<sha256 of s6-overlay-symlinks-arch.tar.xz> .
+#   docker build --target layer --build-arg HERMES_BASE_IMAGE=your/hermes-agent:tag .
 #
 # The checksums have no defaults on purpose: take them from the release's
 # .sha256 files once, pin them in your build; a mismatch fails the build.
 
 ARG BASE_IMAGE=debian:bookworm-slim
+ARG HERMES_BASE_IMAGE=hermes-agent:latest
 ARG RUST_IMAGE=rust:1.95-bookworm
 ARG S6_OVERLAY_VERSION=3.2.3.2
 
@@ -38,6 +48,8 @@ ARG S6_OVERLAY_VERSION
 ARG S6_OVERLAY_NOARCH_SHA256=
 ARG S6_OVERLAY_X86_64_SHA256=
 ARG S6_OVERLAY_AARCH64_SHA256=
+ARG S6_OVERLAY_SYMLINKS_NOARCH_SHA256=
+ARG S6_OVERLAY_SYMLINKS_ARCH_SHA256=
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # hadolint ignore=DL3008 # the fetch stage is thrown away; only the checksums matter
 RUN apt-get update \
@@ -48,20 +60,34 @@ RUN case "${TARGETARCH}" in \
       arm64) arch=aarch64; sum="${S6_OVERLAY_AARCH64_SHA256}" ;; \
       *) echo "unsupported TARGETARCH=${TARGETARCH} for s6-overlay" >&2; exit 1 ;; \
     esac \
- && if [ -z "${S6_OVERLAY_NOARCH_SHA256}" ] || [ -z "${sum}" ]; then \
-      echo "set --build-arg S6_OVERLAY_NOARCH_SHA256 and S6_OVERLAY_${arch^^}_SHA256 (from the v${S6_OVERLAY_VERSION} release's .sha256 files)" >&2; exit 1; \
+ && if [ -z "${S6_OVERLAY_NOARCH_SHA256}" ] || [ -z "${sum}" ] \
+       || [ -z "${S6_OVERLAY_SYMLINKS_NOARCH_SHA256}" ] || [ -z "${S6_OVERLAY_SYMLINKS_ARCH_SHA256}" ]; then \
+      echo "set --build-arg S6_OVERLAY_NOARCH_SHA256, S6_OVERLAY_${arch^^}_SHA256, S6_OVERLAY_SYMLINKS_NOARCH_SHA256 and S6_OVERLAY_SYMLINKS_ARCH_SHA256 (from the v${S6_OVERLAY_VERSION} release's .sha256 files)" >&2; exit 1; \
     fi \
  && url="https://github.com/just-containers/s6-overlay/releases/download/v${S6_OVERLAY_VERSION}" \
- && curl -fsSL --retry 3 -o /tmp/s6-overlay-noarch.tar.xz "${url}/s6-overlay-noarch.tar.xz" \
- && curl -fsSL --retry 3 -o "/tmp/s6-overlay-${arch}.tar.xz" "${url}/s6-overlay-${arch}.tar.xz" \
- && printf '%s  %s\n' "${S6_OVERLAY_NOARCH_SHA256}" /tmp/s6-overlay-noarch.tar.xz \
-                      "${sum}" "/tmp/s6-overlay-${arch}.tar.xz" | sha256sum -c - \
  && mkdir /rootfs \
- && tar -C /rootfs -Jxpf /tmp/s6-overlay-noarch.tar.xz \
- && tar -C /rootfs -Jxpf "/tmp/s6-overlay-${arch}.tar.xz"
+ && for pair in "s6-overlay-noarch.tar.xz ${S6_OVERLAY_NOARCH_SHA256}" \
+                "s6-overlay-${arch}.tar.xz ${sum}" \
+                "s6-overlay-symlinks-noarch.tar.xz ${S6_OVERLAY_SYMLINKS_NOARCH_SHA256}" \
+                "s6-overlay-symlinks-arch.tar.xz ${S6_OVERLAY_SYMLINKS_ARCH_SHA256}"; do \
+      file="${pair% *}" && want="${pair#* }" \
+      && curl -fsSL --retry 3 -o "/tmp/${file}" "${url}/${file}" \
+      && printf '%s  %s\n' "${want}" "/tmp/${file}" | sha256sum -c - \
+      && tar -C /rootfs -Jxpf "/tmp/${file}" || exit 1; \
+    done
 
-# --- the image ----------------------------------------------------------------
-FROM ${BASE_IMAGE}
+# --- layer: on a hermes-agent image ------------------------------------------
+# The base keeps its s6-overlay, its user, its ENTRYPOINT (the dispatch
+# script that runs /init and the CMD logic) and its CMD: this stage sets
+# neither. The wiring lists the services in both bundle directories, so
+# the base's s6-overlay (3.2.3.0 reads only s6-rc.d/user/contents.d) starts
+# them. /command goes at the end of PATH, so `docker exec` finds s6-svstat.
+FROM ${HERMES_BASE_IMAGE} AS layer
+COPY --from=build /overlay/ /
+ENV PATH="${PATH}:/command"
+
+# --- image: a complete image with s6-overlay as PID 1 ------------------------
+FROM ${BASE_IMAGE} AS image
 COPY --from=s6-overlay /rootfs/ /
 # The user exists in hermes images already; a plain base gets it here.
 RUN if ! getent passwd hermes >/dev/null; then \
@@ -69,6 +95,7 @@ RUN if ! getent passwd hermes >/dev/null; then \
       useradd -u 10000 -g hermes -m -d /opt/data -s /bin/sh hermes; \
     fi
 COPY --from=build /overlay/ /
-ENV HERMES_HOME=/opt/data
+ENV PATH="/command:${PATH}" \
+    HERMES_HOME=/opt/data
 VOLUME ["/opt/data"]
 ENTRYPOINT ["/init"]

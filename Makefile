@@ -5,8 +5,8 @@
 #   make check                installs what a fresh machine lacks, runs every test
 #                             under each s6 of the matrix (2.11, 2.13, 2.15);
 #                             S6=2.15 runs one
-#   make demo                 boots the emulated container through the image's
-#                             stages with sample profiles; shows every slot
+#   make demo                 boots the emulated container through s6-overlay's
+#                             stages with sample profiles; shows every slot, then docker stop
 #   make demo-skeleton        a seeded slot vs a plain one, as hermes
 #   make bench                benchmarks, results in bench/RESULTS.md
 

@@ -12,6 +12,8 @@
 //! * [`perms`]: the `s6-svperms -G/-E` model applied through the fd layer,
 //!   and what the user can do with a service;
 //! * [`scandir`]: scan directories per topology, leftovers of slot builds;
+//! * [`boot_check`]: what the real s6-overlay boot needs that a container
+//!   may lack (the doctor's `condition:` lines);
 //! * [`user`]: accounts from `/etc/passwd` and `/etc/group`, privilege drop;
 //! * [`exec`]: chain loading into the next program, exit 126/127 on failure;
 //! * [`truthy`]: the exact set of values that switch a feature on;
@@ -28,6 +30,7 @@
 //!
 //! The library never prints and never exits; tools map outcomes to messages.
 
+pub mod boot_check;
 pub mod cli;
 pub mod container;
 pub mod error;

@@ -232,7 +232,9 @@ impl Pinned for Node {
 }
 
 /// The refusals every pinned object goes through before it is changed.
-fn vet(path: &Path, st: &Stat, want: &Want, dev: Option<u64>) -> Result<()> {
+/// `mount` is the only mount allowed and `on` the object's (both from
+/// `mount_id()`, not `st_dev`: see `fs::dir::mount_of`).
+fn vet(path: &Path, st: &Stat, want: &Want, mount: Option<u64>, on: Option<u64>) -> Result<()> {
     if st.kind != want.kind {
         let expected = if want.kind == Kind::Dir { "a directory" } else { "a FIFO" };
         return Err(Error::refused("use", path, format!("{}, expected {expected}", dir_describe(st.kind))));
@@ -241,7 +243,7 @@ fn vet(path: &Path, st: &Stat, want: &Want, dev: Option<u64>) -> Result<()> {
     if st.kind != Kind::Dir && st.nlink != 1 {
         return Err(Error::refused("use", path, format!("has {} hard links", st.nlink)));
     }
-    if dev.is_some_and(|d| d != st.dev) {
+    if mount.is_some() && on != mount {
         return Err(Error::refused("use", path, "is on another filesystem"));
     }
     Ok(())
@@ -285,8 +287,8 @@ fn conform<P: Pinned>(obj: &mut P, st: Stat, want: &Want, act: Act, log: &mut Ve
 }
 
 /// The directory `name` in `parent`, brought to `want`; created (0700 root
-/// first) when absent. `dev`, when given, is the only filesystem allowed.
-pub fn conform_dir(parent: &Dir, name: &str, want: &Want, dev: Option<u64>, act: Act, log: &mut Vec<Change>) -> Result<Found<Dir>> {
+/// first) when absent. `mount`, when given, is the only mount allowed.
+pub fn conform_dir(parent: &Dir, name: &str, want: &Want, mount: Option<u64>, act: Act, log: &mut Vec<Change>) -> Result<Found<Dir>> {
     let name = OsStr::new(name);
     // Open first: the common case (it exists) costs no extra stat.
     let (mut dir, created) = match parent.open_dir_if_present(name)? {
@@ -302,7 +304,8 @@ pub fn conform_dir(parent: &Dir, name: &str, want: &Want, dev: Option<u64>, act:
         }
     };
     let st = dir.stat()?;
-    vet(dir.path(), &st, want, dev)?;
+    let on = if mount.is_some() { Some(dir.mount_id()?) } else { None };
+    vet(dir.path(), &st, want, mount, on)?;
     if created {
         log.push(Change::Create { path: dir.path().to_path_buf(), kind: Kind::Dir });
     }
@@ -312,7 +315,7 @@ pub fn conform_dir(parent: &Dir, name: &str, want: &Want, dev: Option<u64>, act:
 
 /// The FIFO `name` in `parent`, brought to `want`; created (0600 root
 /// first) when absent. It is pinned with `O_PATH` and never opened for I/O.
-pub fn conform_fifo(parent: &Dir, name: &str, want: &Want, dev: Option<u64>, act: Act, log: &mut Vec<Change>) -> Result<Found<Node>> {
+pub fn conform_fifo(parent: &Dir, name: &str, want: &Want, mount: Option<u64>, act: Act, log: &mut Vec<Change>) -> Result<Found<Node>> {
     let name = OsStr::new(name);
     let (mut node, created) = match parent.open_node(name) {
         Ok(node) => (node, false),
@@ -328,7 +331,8 @@ pub fn conform_fifo(parent: &Dir, name: &str, want: &Want, dev: Option<u64>, act
         }
     };
     let st = *node.stat();
-    vet(node.path(), &st, want, dev)?;
+    let on = if mount.is_some() { Some(node.mount_id()?) } else { None };
+    vet(node.path(), &st, want, mount, on)?;
     if created {
         log.push(Change::Create { path: node.path().to_path_buf(), kind: Kind::Fifo });
     }
@@ -347,15 +351,15 @@ fn log_fresh(path: PathBuf, want: &Want, log: &mut Vec<Change>) {
 
 /// Applies (or checks) the `-G gid -E gid` model on one service directory
 /// and answers what `cred` can do with it afterwards (under [`Act::Check`],
-/// as things are now). `dev` is the filesystem the service must be on.
-pub fn service(svc: &Dir, gid: u32, cred: &Cred, dev: Option<u64>, act: Act, log: &mut Vec<Change>) -> Result<ServiceAccess> {
+/// as things are now). `mount` is the mount the service must be on.
+pub fn service(svc: &Dir, gid: u32, cred: &Cred, mount: Option<u64>, act: Act, log: &mut Vec<Change>) -> Result<ServiceAccess> {
     let top = svc.stat()?;
     let want = |kind, mode| Want { kind, mode, uid: 0, gid };
-    let event = conform_dir(svc, s6::EVENT, &want(Kind::Dir, EVENT_MODE), dev, act, log)?;
-    let supervise = conform_dir(svc, s6::SUPERVISE, &want(Kind::Dir, SUPERVISE_MODE), dev, act, log)?;
+    let event = conform_dir(svc, s6::EVENT, &want(Kind::Dir, EVENT_MODE), mount, act, log)?;
+    let supervise = conform_dir(svc, s6::SUPERVISE, &want(Kind::Dir, SUPERVISE_MODE), mount, act, log)?;
     let (control, status) = match &supervise {
         Found::Present(dir, _) => {
-            let control = conform_fifo(dir, s6::CONTROL, &want(Kind::Fifo, CONTROL_MODE), dev, act, log)?;
+            let control = conform_fifo(dir, s6::CONTROL, &want(Kind::Fifo, CONTROL_MODE), mount, act, log)?;
             (control.stat().copied(), dir.stat_at(OsStr::new(s6::STATUS))?)
         }
         Found::Absent => {

@@ -71,12 +71,12 @@ pub fn access(cred: &Cred, top: &Stat, ctl_dir: Option<&Stat>, control: Option<&
 /// and is left as it is.
 pub fn share(scandir: &Dir, uid: u32, gid: u32, cred: &Cred, act: Act, log: &mut Vec<Change>) -> Result<ScandirAccess> {
     let mut top = scandir.stat()?;
-    let dev = Some(top.dev);
+    let mount = Some(scandir.mount_id()?);
     let want = |kind, mode| Want { kind, mode, uid: 0, gid };
-    let ctl_dir = perms::conform_dir(scandir, s6::SVSCAN_DIR, &want(Kind::Dir, perms::SVSCAN_DIR_MODE), dev, act, log)?;
+    let ctl_dir = perms::conform_dir(scandir, s6::SVSCAN_DIR, &want(Kind::Dir, perms::SVSCAN_DIR_MODE), mount, act, log)?;
     let control = match &ctl_dir {
         Found::Present(dir, _) => {
-            perms::conform_fifo(dir, s6::CONTROL, &want(Kind::Fifo, perms::SVSCAN_CONTROL_MODE), dev, act, log)?.stat().copied()
+            perms::conform_fifo(dir, s6::CONTROL, &want(Kind::Fifo, perms::SVSCAN_CONTROL_MODE), mount, act, log)?.stat().copied()
         }
         Found::Absent => None,
     };

@@ -195,3 +195,56 @@ fn privilege_drop_sets_groups_then_gid_then_uid() {
         }
     }
 }
+
+/// `/run` under a plain `docker run`: an overlayfs whose layers are on two
+/// filesystems, without xino. A FIFO there reports its layer's st_dev, not
+/// the overlay's; the cross-filesystem guard compares mounts, so it is
+/// accepted, while a real other filesystem mounted inside is still refused.
+#[test]
+fn overlay_without_xino_is_one_mount_and_a_real_mount_inside_is_refused() {
+    use hermes_s6::perms::{Act, Found, Want, conform_dir, conform_fifo};
+    use nix::mount::{MsFlags, mount, umount};
+    if !root_or_skip("overlay mounts") {
+        return;
+    }
+    let s = Scratch::new("xino");
+    for d in ["lower", "rw", "run"] {
+        std::fs::create_dir(s.join(d)).unwrap();
+    }
+    let (lower, rw, run) = (s.join("lower"), s.join("rw"), s.join("run"));
+    mount(Some("tmpfs"), &lower, Some("tmpfs"), MsFlags::empty(), None::<&str>).unwrap();
+    mount(Some("tmpfs"), &rw, Some("tmpfs"), MsFlags::empty(), None::<&str>).unwrap();
+    std::fs::create_dir_all(lower.join("svc/supervise")).unwrap();
+    std::fs::create_dir(rw.join("upper")).unwrap();
+    std::fs::create_dir(rw.join("work")).unwrap();
+    let opts = format!("lowerdir={},upperdir={}/upper,workdir={}/work,xino=off", lower.display(), rw.display(), rw.display());
+    mount(Some("overlay"), &run, Some("overlay"), MsFlags::empty(), Some(opts.as_str())).unwrap();
+    let result = std::panic::catch_unwind(|| {
+        nix::unistd::mkfifo(&run.join("svc/supervise/control"), nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let svc = Dir::open(&run.join("svc")).unwrap();
+        let sup = svc.open_dir(os("supervise")).unwrap();
+        let fifo_dev = std::fs::symlink_metadata(run.join("svc/supervise/control")).unwrap().dev();
+        assert_ne!(fifo_dev, sup.stat().unwrap().dev, "the FIFO reports its layer's st_dev (the case this is about)");
+        let mount_id = svc.mount_id().unwrap();
+        let want = Want { kind: Kind::Fifo, mode: 0o620, uid: 0, gid: 10000 };
+        let mut log = Vec::new();
+        let found = conform_fifo(&sup, "control", &want, Some(mount_id), Act::Change, &mut log).unwrap();
+        assert!(matches!(found, Found::Present(..)));
+        assert_eq!(std::fs::symlink_metadata(run.join("svc/supervise/control")).unwrap().gid(), 10000);
+
+        // A real filesystem mounted on supervise/ is refused, untouched.
+        mount(Some("tmpfs"), &run.join("svc/supervise"), Some("tmpfs"), MsFlags::empty(), None::<&str>).unwrap();
+        let want_dir = Want { kind: Kind::Dir, mode: 0o710, uid: 0, gid: 10000 };
+        let e = conform_dir(&svc, "supervise", &want_dir, Some(mount_id), Act::Change, &mut log).map(|_| ()).unwrap_err();
+        let mode = std::fs::metadata(run.join("svc/supervise")).unwrap().mode() & 0o7777;
+        umount(&run.join("svc/supervise")).unwrap();
+        assert!(e.to_string().contains("is on another filesystem"), "{e}");
+        assert_ne!(mode, 0o710, "the other filesystem's directory was left alone");
+    });
+    umount(&run).unwrap();
+    umount(&rw).unwrap();
+    umount(&lower).unwrap();
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}

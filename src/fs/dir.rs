@@ -70,6 +70,28 @@ impl Stat {
     }
 }
 
+/// The mount an open inode is on: statx's `stx_mnt_id` (Linux 5.8+), or,
+/// when the kernel does not give it, `st_dev`. A cross-filesystem guard
+/// compares these, not `st_dev`: on an overlayfs whose layers span
+/// filesystems without xino (`/run` under a plain `docker run`), a
+/// non-directory reports its layer's `st_dev`, not the overlay's, while
+/// its mount is the overlay's like every other entry's.
+fn mount_of(fd: BorrowedFd<'_>, path: &Path) -> Result<u64> {
+    // SAFETY: statx is all zeroes-valid plain data; the call gets a valid
+    // fd, a NUL-terminated empty path and a buffer of the kernel's size.
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let rc = unsafe {
+        libc::syscall(libc::SYS_statx, fd.as_raw_fd(), c"".as_ptr(), libc::AT_EMPTY_PATH, libc::STATX_MNT_ID, &mut stx as *mut libc::statx)
+    };
+    if rc == 0 && stx.stx_mask & libc::STATX_MNT_ID != 0 {
+        return Ok(stx.stx_mnt_id);
+    }
+    if rc != 0 && Errno::last() != Errno::ENOSYS {
+        return Err(Error::sys("stat", path, Errno::last()));
+    }
+    fstat(fd).map(|st| st.st_dev).map_err(|e| Error::sys("stat", path, e))
+}
+
 /// An open directory, named by the path it was reached through (for messages only).
 #[derive(Debug)]
 pub struct Dir {
@@ -185,6 +207,11 @@ impl Dir {
 
     pub fn stat(&self) -> Result<Stat> {
         fstat(&self.fd).map(Stat::from).map_err(|e| Error::sys("stat", &self.path, e))
+    }
+
+    /// The mount this directory is on (see [`mount_of`]).
+    pub fn mount_id(&self) -> Result<u64> {
+        mount_of(self.fd.as_fd(), &self.path)
     }
 
     /// `fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)`; `None` when absent.
@@ -589,6 +616,11 @@ impl Dir {
 impl Node {
     pub fn stat(&self) -> &Stat {
         &self.stat
+    }
+
+    /// The mount the pinned inode is on (see [`mount_of`]).
+    pub fn mount_id(&self) -> Result<u64> {
+        mount_of(self.fd.as_fd(), &self.path)
     }
 
     pub fn path(&self) -> &Path {

@@ -46,7 +46,7 @@ struct Frame {
 
 fn walk(parent: &Dir, name: &OsStr, limits: Limits, v: &mut impl Visit) -> Result<()> {
     let top = parent.open_dir(name)?;
-    let dev = top.stat()?.dev;
+    let mount = top.mount_id()?;
     v.enter(&top)?;
     let mut stack = vec![Frame { dir: top, name: name.to_os_string(), pending: None }];
     let mut seen = 0usize;
@@ -72,7 +72,7 @@ fn walk(parent: &Dir, name: &OsStr, limits: Limits, v: &mut impl Visit) -> Resul
                 return Err(Error::limit("walk", frame.dir.child_path(&next), format!("deeper than {} levels", limits.depth)));
             }
             let child = frame.dir.open_dir(&next)?;
-            if child.stat()?.dev != dev {
+            if child.mount_id()? != mount {
                 return Err(Error::refused("walk", child.path(), "is on another filesystem"));
             }
             v.enter(&child)?;

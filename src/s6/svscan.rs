@@ -102,8 +102,10 @@ mod tests {
     #[test]
     fn the_users_scanner_runs_with_this_bound() {
         let run = include_str!("../../s6-rc.d/profile-gateways/run");
-        for opt in ["-C", "-c"] {
-            let want = format!("/command/s6-svscan {opt} {USER_SCANNER_MAX} -d 3 /run/hermes/service");
+        for want in [
+            format!("/command/s6-svscan $bound {USER_SCANNER_MAX} -d 3 /run/hermes/service"),
+            "{ /bin/echo -c } /bin/echo -C".to_string(),
+        ] {
             assert!(run.contains(&want), "profile-gateways/run lacks {want:?}");
         }
     }

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use nix::errno::Errno;
 
+use crate::boot_check;
 use crate::cli::{self, Arg};
 use crate::error::Error;
 use crate::fs::{Dir, Kind};
@@ -22,7 +23,7 @@ use crate::user;
 
 pub const PROG: &str = "hermes-svscan-perms";
 pub const USAGE: &str =
-    "hermes-svscan-perms [ -n ] [ -v ] [ -t isolated|shared ] [ -u user ] [ -r servicedirs ] [ -s scandir ] [ -d user_scandir ]";
+    "hermes-svscan-perms [ -n ] [ -v ] [ -t isolated|shared ] [ -u user ] [ -r servicedirs ] [ -s scandir ] [ -d user_scandir ] [ -b ]";
 
 /// Services read from the service-directory set, at most (s6-svscan 2.12+
 /// supervises 1000 services and loggers by default, 160,000 at most).
@@ -40,6 +41,8 @@ enum Topology {
 #[derive(Debug, PartialEq, Eq)]
 struct Args {
     act: Act,
+    /// `-b`: only the boot doctor's `condition:` lines (crate::boot_check).
+    boot: bool,
     verbose: bool,
     topology: Topology,
     user: String,
@@ -54,6 +57,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
     let mut p = cli::parser(argv);
     let mut args = Args {
         act: Act::Change,
+        boot: false,
         verbose: false,
         topology: Topology::Isolated,
         user: "hermes".into(),
@@ -70,6 +74,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
     while let Some(arg) = p.next()? {
         match arg {
             Arg::Short('n') => args.act = Act::Check,
+            Arg::Short('b') => args.boot = true,
             Arg::Short('v') => args.verbose = true,
             Arg::Short('t') => {
                 args.topology = match cli::string(p.value()?, "topology")?.as_str() {
@@ -96,6 +101,9 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(cli::Parsed::Help) => return msg::help(USAGE),
         Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
     };
+    if args.boot {
+        return boot_doctor(&args);
+    }
     if !nix::unistd::geteuid().is_root() {
         return msg::fatal(PROG, exit::PERMANENT, "must run as root");
     }
@@ -134,6 +142,28 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         0
     };
     ExitCode::from(code)
+}
+
+/// `-b`: one line per real-boot condition present, on stdout; exit 1 if
+/// there is any. Changes nothing and runs as any user (some checks then
+/// say what they could not read).
+fn boot_doctor(args: &Args) -> ExitCode {
+    let paths = boot_check::Paths {
+        servicedirs: args.servicedirs.clone(),
+        scandirs: vec![args.scandir.clone(), args.user_scandir.clone()],
+        ..boot_check::Paths::default()
+    };
+    let lines = boot_check::conditions(&paths, std::env::var_os("PATH").as_deref());
+    let mut out = std::io::stdout().lock();
+    for line in &lines {
+        if writeln!(out, "{line}").is_err() {
+            return ExitCode::from(exit::SYSTEM);
+        }
+    }
+    if out.flush().is_err() {
+        return ExitCode::from(exit::SYSTEM);
+    }
+    ExitCode::from(if lines.is_empty() { 0 } else { exit::NEGATIVE })
 }
 
 /// One run: the outcome so far, and how to report.
@@ -188,22 +218,22 @@ impl Run<'_> {
             }
             Err(e) => return self.fail(&e),
         };
-        let listed = set.stat().and_then(|st| Ok((st.dev, set.entries(MAX_SERVICES)?)));
-        let (dev, mut names) = match listed {
+        let listed = set.mount_id().and_then(|mount| Ok((mount, set.entries(MAX_SERVICES)?)));
+        let (mount, mut names) = match listed {
             Ok(x) => x,
             Err(e) => return self.fail(&e),
         };
         names.retain(|n| perms::is_static_service(n));
         names.sort();
         for name in names {
-            if let Err(e) = self.service_pair(&set, &name, dev) {
+            if let Err(e) = self.service_pair(&set, &name, mount) {
                 self.fail(&e);
             }
         }
     }
 
     /// One entry of the set: the service, then its `log/` if it has one.
-    fn service_pair(&mut self, set: &Dir, name: &OsStr, dev: u64) -> crate::Result<()> {
+    fn service_pair(&mut self, set: &Dir, name: &OsStr, mount: u64) -> crate::Result<()> {
         match set.stat_at(name)? {
             // Gone since the listing: nothing to do.
             None => return Ok(()),
@@ -213,19 +243,19 @@ impl Run<'_> {
             Some(_) => {}
         }
         let svc = set.open_dir(name)?;
-        self.service(&svc, dev)?;
+        self.service(&svc, mount)?;
         let log = OsStr::new(s6::LOG);
         match svc.stat_at(log)? {
-            Some(st) if st.kind == Kind::Dir => self.service(&svc.open_dir(log)?, dev),
+            Some(st) if st.kind == Kind::Dir => self.service(&svc.open_dir(log)?, mount),
             Some(st) if st.kind == Kind::Symlink => Err(Error::refused("use", svc.child_path(log), "is a symlink")),
             // No logger (s6-svscan ignores a non-directory log too).
             _ => Ok(()),
         }
     }
 
-    fn service(&mut self, svc: &Dir, dev: u64) -> crate::Result<()> {
+    fn service(&mut self, svc: &Dir, mount: u64) -> crate::Result<()> {
         let mut log = Vec::new();
-        let answer = perms::service(svc, self.gid, &self.cred, Some(dev), self.args.act, &mut log);
+        let answer = perms::service(svc, self.gid, &self.cred, Some(mount), self.args.act, &mut log);
         // What was done before a failure is reported too.
         self.changed(&log);
         let answer = answer?;
@@ -383,6 +413,7 @@ mod tests {
             a,
             Args {
                 act: Act::Change,
+                boot: false,
                 verbose: false,
                 topology: Topology::Isolated,
                 user: "hermes".into(),

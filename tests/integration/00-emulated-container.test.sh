@@ -176,5 +176,5 @@ done
 assert_eq "$mounts_before" "$(</proc/self/mountinfo)" "host mount table unchanged"
 assert_eq persisted "$(cat "$vol/file")" "the volume outlives the container"
 assert_eq "10000:10000" "$(stat -c %u:%g "$vol/file")" "volume file owner"
-assert_eq "svscan.log" "$(ls "$c1")" "down leaves only the log"
+assert_eq "boot.args svscan.log" "$(cd "$c1" && echo *)" "down leaves only the log and the boot options (for restart)"
 echo "self-test done"

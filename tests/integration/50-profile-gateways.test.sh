@@ -2,7 +2,7 @@
 # The profile-gateways longrun. Isolated topology: an s6-svscan running as
 # hermes on /run/hermes/service, where a slot hermes creates runs as hermes,
 # while root's /run/service stays closed to hermes. Shared topology: the
-# longrun parks itself (down, not restarted).
+# longrun is ready at once and only waits. No topology: parked at once.
 # shellcheck disable=SC2016 # inner sh -c scripts expand their own variables
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -43,10 +43,19 @@ assert_rc 111 emu_user s6-svscanctl -a /run/service
 assert_eq "root 700" "$(emu_root stat -c '%U %a' /run/service/.s6-svscan)" "root's .s6-svscan untouched"
 emu_down "$EMU"
 
-# --- shared: parked -------------------------------------------------------------
+# --- shared: up and ready at once, then it only waits -----------------------
+# (a longrun that exits before readiness fails s6-rc's start of the user
+# bundle, and legacy-services, the one rescan of /run/service, never runs)
 emu_boot -o "$HERMES_S6_DESTDIR" -e HERMES_S6_TOPOLOGY=shared
-emu_root sh -c "rm -f $PG/down && s6-svc -u $PG"
-wait_until 5000 sh -c "[ \"\$(\"$HERMES_EMU\" root $EMU s6-svstat -o up,wantedup $PG)\" = 'false false' ]"
+assert_rc 0 emu_root sh -c "rm -f $PG/down && s6-svc -uwU -T 5000 $PG"
+sleep 1.5
+assert_eq "true true" "$(emu_root s6-svstat -o up,ready $PG)" "shared: up and ready, and stays so"
+assert_eq "" "$(emu_root sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = s6-svscan ] && grep -l /run/hermes/service $p/cmdline; done; true')" "no user scanner in the shared topology"
+emu_down "$EMU"
+
+# --- no topology: a failed start, parked, not restarted --------------------------
+emu_boot -o "$HERMES_S6_DESTDIR" -e HERMES_S6_TOPOLOGY=isolate
+assert_rc 1 emu_root sh -c "rm -f $PG/down && s6-svc -uwU -T 5000 $PG"
+assert_contains "$ASSERT_OUT" "failed permanently" "s6-rc sees a failed start, not a wait without end"
 sleep 1.5
 assert_eq "false false" "$(emu_root s6-svstat -o up,wantedup $PG)" "still parked after the restart delay"
-assert_eq "" "$(emu_root sh -c 'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = s6-svscan ] && grep -l /run/hermes/service $p/cmdline; done; true')" "no user scanner in the shared topology"

@@ -45,7 +45,7 @@ for topology in isolated shared; do
     else
         sd=/run/service
         assert_eq "hermes" "$(emu_root stat -c '%U' /run/service)" "shared: the topology came from the container env"
-        assert_eq "false false" "$(emu_root s6-svstat -o up,wantedup /run/service/profile-gateways)" "shared: profile-gateways parked"
+        assert_eq "true true" "$(emu_root s6-svstat -o up,ready /run/service/profile-gateways)" "shared: profile-gateways up and ready (it only waits), so legacy-services rescanned"
     fi
     # Reconcile ran as hermes: what it wrote is hermes's.
     assert_eq "hermes" "$(emu_root stat -c '%U' "$sd/gateway-coder/run")" "$topology: slots built as hermes"

@@ -15,9 +15,9 @@
 #   emu_down [STATEDIR]                  stop a container (default $EMU)
 #   emu_standin_overlay                  print an overlay dir that installs
 #                                        the stand-in as /usr/bin/hermes
-#   emu_stage2                           s6-overlay's stage 2 after
-#                                        s6-rc-init: /etc/cont-init.d/* in
-#                                        order, then the user bundle's longruns
+#   emu_stage2                           s6-overlay's stage 2, now, as root
+#   emu_wait_stage2 TIMEOUT_MS           wait for a -2 container's stage 2
+#   emu_stop [SECONDS], emu_restart [SECONDS]  docker stop / docker restart
 # Assertions (on failure: message on stderr, the test exits 1):
 #   assert_rc EXPECTED CMD [ARG...]      CMD's exit code is EXPECTED; its
 #                                        stdout+stderr are left in $ASSERT_OUT
@@ -126,35 +126,29 @@ emu_standin_overlay() {
     printf '%s\n' "$d"
 }
 
-# What s6-overlay 3.2.3.x does once s6-rc-init has left every static
-# longrun supervised and down: run /etc/cont-init.d/* in byte order, as
-# root, with the oneshot runner's environment (PATH and RC_NAME only; the
-# container's variables need with-contenv) and cwd (its servicedir); a
-# failing stage does not stop the boot (S6_BEHAVIOUR_IF_STAGE2_FAILS=0).
-# Then bring up the longruns of the `user` bundle as s6-rc does: remove
-# ./down, s6-svc -uwU (with notification-fd) or -uwu; then, as the
-# legacy-services oneshot does, rescan /run/service.
+# s6-overlay's stage 2 (tests/container/s6-overlay/rc.init: cont-init.d,
+# then the user bundle from the membership directory that s6-overlay
+# version reads, each longrun awaited until up or ready, and the one rescan
+# of /run/service only when the whole bundle came up), run now as root in
+# container $EMU; its exit code is 0 even when a service failed (see
+# /run/s6/.emu-stage2). A container booted with -2 runs it itself: wait
+# for it with emu_wait_stage2.
 emu_stage2() {
-    # shellcheck disable=SC2016 # the inner script expands its own variables
-    emu_root sh -c '
-        cd /run/s6-rc/servicedirs/s6rc-oneshot-runner || exit 111
-        for f in /etc/cont-init.d/*; do
-            [ -f "$f" ] || continue
-            echo "cont-init: info: running $f"
-            rc=0
-            env -i PATH=/command:/usr/bin:/bin RC_NAME=legacy-cont-init "$f" || rc=$?
-            echo "cont-init: info: $f exited $rc"
-        done
-        for m in /etc/s6-overlay/user-bundles.d/user/contents.d/*; do
-            n=${m##*/} d=/run/service/${m##*/}
-            [ -d "$d" ] || continue
-            rm -f "$d/down"
-            w=-wu
-            [ -e "$d/notification-fd" ] && w=-wU
-            s6-svc -u "$w" -T 10000 "$d" || echo "s6-rc: warning: unable to start service $n" >&2
-        done
-        s6-svscanctl -a /run/service'
+    emu_root /run/s6/basedir/scripts/rc.init top
 }
+
+# emu_wait_stage2 TIMEOUT_MS: wait until the stage 2 of a container booted
+# with -2 has given its verdict; prints it (ok or failed).
+emu_wait_stage2() {
+    wait_until "$1" "$HERMES_EMU" root "$EMU" test -s /run/s6/.emu-stage2
+    emu_root cat /run/s6/.emu-stage2
+}
+
+# emu_stop [SECONDS]: docker stop (SIGTERM to PID 1, SIGKILL after SECONDS,
+# default 10); emu_restart [SECONDS]: docker restart (same options, same
+# volume). Both keep STATEDIR/svscan.log.
+emu_stop() { "$HERMES_EMU" stop "$EMU" "$@"; }
+emu_restart() { "$HERMES_EMU" restart "$EMU" "$@" || fail "emu_restart: hermes-emu restart failed"; }
 
 _indent() { sed 's/^/    | /'; }
 
