@@ -56,6 +56,7 @@ emu_down "$EMU"
 # --- no topology: a failed start, parked, not restarted --------------------------
 emu_boot -o "$HERMES_S6_DESTDIR" -e HERMES_S6_TOPOLOGY=isolate
 assert_rc 1 emu_root sh -c "rm -f $PG/down && s6-svc -uwU -T 5000 $PG"
-assert_contains "$ASSERT_OUT" "failed permanently" "s6-rc sees a failed start, not a wait without end"
+# (s6-svc 2.11: "failed permanently"; 2.13+: "reported permanent failure")
+assert_contains "$ASSERT_OUT" "permanent" "s6-rc sees a failed start, not a wait without end"
 sleep 1.5
 assert_eq "false false" "$(emu_root s6-svstat -o up,wantedup $PG)" "still parked after the restart delay"
