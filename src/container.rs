@@ -9,6 +9,15 @@
 //! Stripping drops everything up to that argument (or a leading `init`),
 //! then an `entrypoint-dispatch.sh`, then a `hermes`.
 //!
+//! Only processes the user cannot forge count: run by root (real and
+//! effective uid 0 in `status`; a setuid program the user starts keeps
+//! the user's real uid), or by the caller itself when it is not root
+//! (a non-root container, where everything is the user's). Any process of
+//! the user could otherwise name `main-wrapper.sh gateway run` in its argv
+//! and make a root reconcile perform the legacy migration. Both files of
+//! a process are read through one fd of its `/proc/<pid>` directory, so
+//! they are the same process's (a reused pid fails the reads).
+//!
 //! `/proc` is the kernel's, so it is read by path; command lines are
 //! decoded as UTF-8 with replacement and capped at 1 MiB.
 
@@ -33,12 +42,38 @@ pub enum Command {
     Other,
 }
 
-/// Reads `PROC/PID/cmdline` into `buf` (one read when it fits, which is
-/// the usual case); `None` if unreadable (gone, or not ours to read).
-fn read_cmdline<'b>(proc: &Path, pid: &str, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+/// Opens `PROC/PID`; `None` if gone.
+fn open_process(proc: &Path, pid: &str) -> Option<std::os::fd::OwnedFd> {
     use nix::fcntl::{AT_FDCWD, OFlag, openat};
     // openat: musl's open(2) wrapper adds an fcntl per call.
-    let fd = openat(AT_FDCWD, &proc.join(pid).join("cmdline"), OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()?;
+    openat(AT_FDCWD, &proc.join(pid), OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()
+}
+
+/// Whether the process whose `/proc` directory is `dir` runs with real and
+/// effective uid `0`, or `me` (the caller's, when not root).
+fn unforgeable(dir: &std::os::fd::OwnedFd, me: u32) -> bool {
+    let mut buf = vec![0u8; 4096];
+    let Some(status) = read_at(dir, c"status", &mut buf) else { return false };
+    let Some(uids) = status.split(|&b| b == b'\n').find_map(|l| l.strip_prefix(b"Uid:")) else { return false };
+    let mut ids =
+        uids.split(|b| b.is_ascii_whitespace()).filter(|f| !f.is_empty()).map(|f| std::str::from_utf8(f).ok()?.parse::<u32>().ok());
+    match (ids.next().flatten(), ids.next().flatten()) {
+        (Some(real), Some(effective)) => real == effective && (real == 0 || real == me),
+        _ => false,
+    }
+}
+
+/// Reads `PROC/PID/cmdline` into `buf` (one read when it fits, which is
+/// the usual case); `None` if unreadable (gone, or not ours to read).
+fn read_cmdline<'b>(dir: &std::os::fd::OwnedFd, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    read_at(dir, c"cmdline", buf)
+}
+
+/// Reads the file `name` of a `/proc/<pid>` directory into `buf`, at most
+/// [`CMDLINE_CAP`] bytes.
+fn read_at<'b>(dir: &std::os::fd::OwnedFd, name: &std::ffi::CStr, buf: &'b mut Vec<u8>) -> Option<&'b [u8]> {
+    use nix::fcntl::{OFlag, openat};
+    let fd = openat(dir, name, OFlag::O_RDONLY | OFlag::O_CLOEXEC, nix::sys::stat::Mode::empty()).ok()?;
     let mut len = 0;
     loop {
         if len == buf.len() {
@@ -73,18 +108,25 @@ fn split(raw: &[u8]) -> Vec<String> {
 }
 
 /// The container command's full argv: PID 1's if it names the wrapper,
-/// else that of the lowest pid that does; empty when none does.
+/// else that of the lowest pid that does, among processes the user cannot
+/// forge (see the module's text); empty when none does.
 pub fn find_argv(proc: &Path) -> Vec<String> {
+    let me = nix::unistd::geteuid().as_raw();
     let mut buf = vec![0u8; 4096];
-    if let Some(raw) = read_cmdline(proc, "1", &mut buf).filter(|r| names_wrapper(r)) {
-        return split(raw);
+    let believed = |pid: &str, buf: &mut Vec<u8>| -> Option<Vec<String>> {
+        let dir = open_process(proc, pid)?;
+        let raw = read_cmdline(&dir, buf).filter(|r| names_wrapper(r))?.to_vec();
+        unforgeable(&dir, me).then(|| split(&raw))
+    };
+    if let Some(argv) = believed("1", &mut buf) {
+        return argv;
     }
     let Ok(entries) = std::fs::read_dir(proc) else { return Vec::new() };
     let mut pids: Vec<u64> = entries.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).filter(|&pid| pid != 1).collect();
     pids.sort_unstable();
     for pid in pids {
-        if let Some(raw) = read_cmdline(proc, &pid.to_string(), &mut buf).filter(|r| names_wrapper(r)) {
-            return split(raw);
+        if let Some(argv) = believed(&pid.to_string(), &mut buf) {
+            return argv;
         }
     }
     Vec::new()
@@ -190,10 +232,19 @@ mod tests {
     fn the_command_is_found_in_proc() {
         let d = std::env::temp_dir().join(format!("hermes-s6-proc-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
-        let put = |pid: &str, cmd: &[u8]| {
+        let me = nix::unistd::geteuid().as_raw();
+        let put_as = |pid: &str, cmd: &[u8], uid: u32| {
             std::fs::create_dir_all(d.join(pid)).unwrap();
             std::fs::write(d.join(pid).join("cmdline"), cmd).unwrap();
+            let status = format!("Name:\tx\nUmask:\t0022\nUid:\t{uid}\t{uid}\t{uid}\t{uid}\nGid:\t0\t0\t0\t0\n");
+            std::fs::write(d.join(pid).join("status"), status).unwrap();
         };
+        let put = |pid: &str, cmd: &[u8]| put_as(pid, cmd, 0);
+        // Another uid, or a setuid program run by another uid: not believed.
+        let forged = me.wrapping_add(1).max(1);
+        put_as("5", b"/opt/hermes/docker/main-wrapper.sh\0gateway\0run\0", forged);
+        put("6", b"/opt/hermes/docker/main-wrapper.sh\0gateway\0run\0");
+        std::fs::write(d.join("6/status"), format!("Uid:\t{forged}\t0\t0\t0\n")).unwrap();
         put("1", b"s6-svscan\0/run/service\0");
         put("7", b"sleep\x00100\x00");
         put("12", b"/bin/sh\0-e\0/run/s6/basedir/scripts/rc.init\0top\0/opt/hermes/docker/main-wrapper.sh\0dashboard\0");

@@ -19,8 +19,12 @@
 //! * [`truthy`]: the exact set of values that switch a feature on;
 //! * [`profile`], [`state`], [`container`]: profile names, the recorded
 //!   intent and lifecycle ledger (untrusted JSON), the container's command;
+//! * [`json_text`]: JSON read as Python reads it, members found by byte
+//!   span so that a rewrite keeps every other byte;
 //! * [`slot`]: a profile's gateway slot, rendered, built and published;
-//! * [`reconcile`]: the boot reconcile of every profile's slot;
+//! * [`reconcile`]: the boot reconcile of every profile's slot, by the
+//!   rule [`boot_policy`] picks, reading [`config_yaml`];
+//! * [`park`]: the marker that keeps a parked profile down at boot;
 //! * [`lifecycle`]: a slot at run time: register, unregister, control,
 //!   observe, with waits on s6's events instead of sleeps;
 //! * [`planned_stop`], [`port`]: the marker a stop leaves for the gateway,
@@ -31,14 +35,18 @@
 //! The library never prints and never exits; tools map outcomes to messages.
 
 pub mod boot_check;
+pub mod boot_policy;
 pub mod cli;
+pub mod config_yaml;
 pub mod container;
 pub mod error;
 pub mod exec;
 pub mod fs;
+pub mod json_text;
 pub mod layout;
 pub mod lifecycle;
 pub mod msg;
+pub mod park;
 pub mod perms;
 pub mod planned_stop;
 pub mod port;

@@ -3,7 +3,10 @@
 //!
 //! Every wait is a subscription or a watch armed *before* the action it
 //! waits for, followed by a fresh read of the state after every wake-up
-//! ([`crate::s6::listen`]); none sleeps for a fixed time.
+//! ([`crate::s6::listen`]); none sleeps for a fixed time. Where the user
+//! may not subscribe (the `event/` of a root-supervised service, never
+//! opened to the user: DESIGN §2) the wait polls the status files with a
+//! bounded backoff instead ([`Watch`]).
 //!
 //! * [`register`]: the slot is built and published by the same code as the
 //!   boot reconcile ([`slot::install`], refusing an existing slot); then
@@ -38,7 +41,7 @@ use crate::fs::{Dir, Kind};
 use crate::profile::Profile;
 use crate::s6;
 use crate::s6::control::{self, Sent};
-use crate::s6::listen::{self, Deadline, LockWatch, Subscription, event};
+use crate::s6::listen::{self, Backoff, Deadline, LockWatch, Watch, event};
 use crate::s6::status::{self, Status};
 use crate::s6::svscan;
 use crate::skeleton::Owner;
@@ -155,6 +158,14 @@ fn check_room(scandir: &Dir, profile: &Profile) -> Result<()> {
     Ok(())
 }
 
+/// Takes the per-profile lock that register and unregister take, for a
+/// start, stop or restart: the command and the intent it records are one
+/// step for any other command on the profile, so the recorded intent is
+/// always what s6 was last told. Held until the returned value is dropped.
+pub fn lock_profile<'a>(scandir: &'a Dir, profile: &Profile) -> Result<impl Drop + 'a> {
+    ProfileLock::take(scandir, profile)
+}
+
 /// Builds `slot` in `scandir`, publishes it, has it supervised.
 pub fn register(scandir: &Dir, profile: &Profile, content: &Content, owner: Owner, deadline: &Deadline) -> Result<Registered> {
     let _locked = ProfileLock::take(scandir, profile)?;
@@ -243,14 +254,15 @@ pub fn register(scandir: &Dir, profile: &Profile, content: &Content, owner: Owne
 
 /// Waits until a supervisor runs on every one of `dirs` (`subs`: their
 /// subscriptions); `Ok(false)` at the deadline.
-fn wait_supervised(dirs: &[&Dir], subs: &[Subscription], deadline: &Deadline) -> Result<bool> {
-    let fds: Vec<_> = subs.iter().map(Subscription::fd).collect();
+fn wait_supervised(dirs: &[&Dir], subs: &[Watch], deadline: &Deadline) -> Result<bool> {
+    let watches: Vec<&Watch> = subs.iter().collect();
+    let mut backoff = Backoff::new();
     let mut events = Vec::new();
     loop {
         if all_supervised(dirs)? {
             return Ok(true);
         }
-        if !listen::wait(&fds, deadline)? {
+        if !listen::wait_watches(&watches, &mut backoff, deadline)? {
             return all_supervised(dirs);
         }
         // The events only wake us: the lock and status files decide.
@@ -261,10 +273,10 @@ fn wait_supervised(dirs: &[&Dir], subs: &[Subscription], deadline: &Deadline) ->
     }
 }
 
-fn open_and_subscribe(scandir: &Dir, name: &OsStr) -> Result<(Dir, Dir, [Subscription; 2])> {
+fn open_and_subscribe(scandir: &Dir, name: &OsStr) -> Result<(Dir, Dir, [Watch; 2])> {
     let svc = scandir.open_dir(name)?;
     let log = svc.open_dir(OsStr::new(s6::LOG))?;
-    let subs = [Subscription::new(&svc)?, Subscription::new(&log)?];
+    let subs = [Watch::new(&svc)?, Watch::new(&log)?];
     Ok((svc, log, subs))
 }
 
@@ -438,7 +450,7 @@ fn any_held(watches: &[LockWatch]) -> Result<bool> {
 /// program done. `Ok(false)` on timeout. Nothing to do without a
 /// supervisor.
 fn bring_down(svc: &Dir, deadline: &Deadline) -> Result<bool> {
-    let sub = match Subscription::new(svc) {
+    let sub = match Watch::new(svc) {
         Ok(s) => Some(s),
         // No event/: no supervisor ever ran there.
         Err(e) if e.errno() == Some(Errno::ENOENT) => None,
@@ -448,6 +460,7 @@ fn bring_down(svc: &Dir, deadline: &Deadline) -> Result<bool> {
         return Ok(true);
     }
     let Some(sub) = sub else { return Ok(true) };
+    let mut backoff = Backoff::new();
     let mut events = Vec::new();
     loop {
         match status::read(svc)? {
@@ -458,7 +471,7 @@ fn bring_down(svc: &Dir, deadline: &Deadline) -> Result<bool> {
         if events.contains(&event::EXIT) || !status::supervised(svc)? {
             return Ok(true);
         }
-        if !listen::wait(&[sub.fd()], deadline)? {
+        if !listen::wait_watches(&[&sub], &mut backoff, deadline)? {
             return Ok(matches!(status::read(svc)?, Some(s) if s.pid == 0 && !s.finishing));
         }
         sub.read_events(&mut events)?;
@@ -523,7 +536,7 @@ pub fn control(svc: &Dir, cmd: Command, wait: Option<&Deadline>) -> Result<Contr
             Sent::NotListening => Controlled::NotListening,
         });
     };
-    let sub = Subscription::new(svc)?;
+    let sub = Watch::new(svc)?;
     let before = status::read(svc)?;
     if control::svc(svc, &[cmd.byte()])? == Sent::NotListening {
         return Ok(Controlled::NotListening);
@@ -538,23 +551,35 @@ pub fn control(svc: &Dir, cmd: Command, wait: Option<&Deadline>) -> Result<Contr
         Command::Stop => s.pid == 0 && !s.finishing,
         Command::Restart => s.is_up() && s.pid != old_pid,
     };
+    let gave_up = |s: &Status| gave_up(before.as_ref(), s);
+    let mut backoff = Backoff::new();
     let mut events = Vec::new();
     loop {
-        if status::read(svc)?.as_ref().is_some_and(done) {
+        let now = status::read(svc)?;
+        if now.as_ref().is_some_and(done) {
             return Ok(Controlled::Done);
         }
-        if cmd != Command::Stop && events.contains(&event::GAVE_UP) {
+        if cmd != Command::Stop && (events.contains(&event::GAVE_UP) || (sub.polls() && now.as_ref().is_some_and(gave_up))) {
             return Ok(Controlled::GaveUp);
         }
-        if events.contains(&event::EXIT) {
+        if events.contains(&event::EXIT) || (sub.polls() && !status::supervised(svc)?) {
             return Ok(Controlled::SupervisorExited);
         }
-        if !listen::wait(&[sub.fd()], deadline)? {
+        if !listen::wait_watches(&[&sub], &mut backoff, deadline)? {
             let late = status::read(svc)?.as_ref().is_some_and(done);
             return Ok(if late { Controlled::Done } else { Controlled::TimedOut });
         }
         sub.read_events(&mut events)?;
     }
+}
+
+/// Whether the supervisor gave up on a service told to start, from its
+/// status alone (a wait without events): the status changed since the
+/// command was sent (`before`), and the service is down, no finish is
+/// running, and it is no longer wanted up (s6-supervise clears that when
+/// finish exits 125).
+fn gave_up(before: Option<&Status>, now: &Status) -> bool {
+    before != Some(now) && now.pid == 0 && !now.finishing && !now.want_up
 }
 
 /// What is known of a profile's slot.
@@ -587,4 +612,35 @@ pub fn observe(scandir: &Dir, profile: &Profile) -> Result<Observed> {
 /// directory under that name is refused.
 pub fn open_slot(scandir: &Dir, profile: &Profile) -> Result<Option<Dir>> {
     scandir.open_dir_if_present(OsStr::new(&slot::name(profile)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A status as s6-supervise writes it (35 bytes).
+    fn st(since: u64, pid: u64, finishing: bool, want_up: bool) -> Status {
+        let mut b = [0u8; 35];
+        b[..8].copy_from_slice(&((1u64 << 62) + 37 + since).to_be_bytes());
+        b[24..32].copy_from_slice(&pid.to_be_bytes());
+        b[34] = (finishing as u8) << 1 | (want_up as u8) << 2;
+        Status::decode(&b).unwrap()
+    }
+
+    #[test]
+    fn giving_up_is_read_from_the_status_once_it_changed() {
+        let parked = st(100, 0, false, false);
+        // Not processed yet: the status is still the one before the command.
+        assert!(!gave_up(Some(&parked), &parked));
+        // Wanted up, up, finishing: not given up (yet).
+        assert!(!gave_up(Some(&parked), &st(100, 0, false, true)));
+        assert!(!gave_up(Some(&parked), &st(101, 42, false, true)));
+        assert!(!gave_up(Some(&parked), &st(102, 0, true, true)));
+        assert!(!gave_up(Some(&parked), &st(102, 0, true, false)), "finish still running");
+        // Finish exited 125: down, not wanted up, a new stamp.
+        assert!(gave_up(Some(&parked), &st(103, 0, false, false)));
+        // A restart of an up service that then gives up.
+        assert!(gave_up(Some(&st(50, 7, false, true)), &st(60, 0, false, false)));
+        assert!(gave_up(None, &st(60, 0, false, false)), "no status before: any down, unwanted one");
+    }
 }

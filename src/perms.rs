@@ -1,12 +1,20 @@
-//! The permission model of `s6-svperms -G GROUP -E GROUP`, applied through
-//! the fd layer, and the user's resulting access to a service (DESIGN §2).
+//! The permission model of `s6-svperms -G GROUP`, applied through the fd
+//! layer, and the user's resulting access to a service (DESIGN §2).
 //!
 //! A service directory supervised by root is controllable by GROUP when
 //! `supervise/` is 0710 root:GROUP (members may search it and read
-//! `status`), `supervise/control` is a 0620 root:GROUP FIFO (members may
-//! send commands) and `event/` is 03730 root:GROUP (members may subscribe).
-//! The owner stays root: a `supervise/` the user could write would let the
-//! user plant symlinks where the root supervisor writes its status.
+//! `status`) and `supervise/control` is a 0620 root:GROUP FIFO (members may
+//! send commands). The owner stays root: a `supervise/` the user could
+//! write would let the user plant symlinks where the root supervisor
+//! writes its status.
+//!
+//! Events are never granted (no `s6-svperms -E`): root's s6-supervise
+//! opens every `ftrig1:@…` entry of `event/` for writing and follows
+//! symlinks, so a user who may create entries there makes root overwrite
+//! any file. `event/` stays what s6-supervise makes, 03730 root:root, and
+//! one that an earlier run opened to GROUP is closed again and emptied of
+//! everything but single-link FIFOs. The tools wait on such services by
+//! polling the status ([`crate::s6::listen::Watch`]).
 //!
 //! Every object is pinned first (`O_NOFOLLOW`; FIFOs only with `O_PATH`),
 //! decided on with `fstat` of that fd and changed through the same fd. A
@@ -32,7 +40,8 @@ use crate::s6;
 pub const SUPERVISE_MODE: u32 = 0o710;
 /// `supervise/control` for `-G`: group members may write commands.
 pub const CONTROL_MODE: u32 = 0o620;
-/// `event/` for `-E`: group members may subscribe.
+/// `event/` of a root-supervised service: s6-supervise's own 03730
+/// root:root, never opened to GROUP (module docs).
 pub const EVENT_MODE: u32 = s6::EVENT_MODE;
 /// `.s6-svscan/` when the group may use `s6-svscanctl`: searchable only.
 pub const SVSCAN_DIR_MODE: u32 = 0o710;
@@ -158,20 +167,31 @@ pub struct ServiceAccess {
     pub status: Answer,
     /// `s6-svc`: write `supervise/control`.
     pub control: Answer,
-    /// `s6-svwait`, `s6-svc -w…`: create a FIFO in `event/`.
+    /// `s6-svwait`, `s6-svc -w…`: create a FIFO in `event/`. For a
+    /// root-supervised service this must be no (module docs).
     pub events: Answer,
 }
 
+/// Why a root-supervised service never lets the user subscribe.
+pub const EVENTS_WHY: &str = "root's s6-supervise writes to every entry of event/ and follows symlinks";
+
 impl ServiceAccess {
-    /// Whether the user may do all three.
-    pub fn all_yes(&self) -> bool {
-        self.status.is_yes() && self.control.is_yes() && self.events.is_yes()
+    /// The model: the user may read the status and control the service,
+    /// and may not create entries in `event/`.
+    pub fn as_wanted(&self) -> bool {
+        self.status.is_yes() && self.control.is_yes() && !self.events.is_yes()
     }
 }
 
 impl fmt::Display for ServiceAccess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "status {}, control {}, events {}", self.status, self.control, self.events)
+        write!(f, "status {}, control {}, ", self.status, self.control)?;
+        match &self.events {
+            Answer::No(why) => write!(f, "events not granted ({}; {EVENTS_WHY})", crate::msg::printable(why)),
+            Answer::Yes => {
+                write!(f, "events RISK (the user may create entries in event/: {EVENTS_WHY}, so the user can make root overwrite any file)")
+            }
+        }
     }
 }
 
@@ -349,13 +369,13 @@ fn log_fresh(path: PathBuf, want: &Want, log: &mut Vec<Change>) {
     log.push(Change::Chmod { path, from: fresh, to: want.mode });
 }
 
-/// Applies (or checks) the `-G gid -E gid` model on one service directory
-/// and answers what `cred` can do with it afterwards (under [`Act::Check`],
-/// as things are now). `mount` is the mount the service must be on.
+/// Applies (or checks) the `-G gid` model on one service directory and
+/// answers what `cred` can do with it afterwards (under [`Act::Check`], as
+/// things are now). `mount` is the mount the service must be on.
 pub fn service(svc: &Dir, gid: u32, cred: &Cred, mount: Option<u64>, act: Act, log: &mut Vec<Change>) -> Result<ServiceAccess> {
     let top = svc.stat()?;
     let want = |kind, mode| Want { kind, mode, uid: 0, gid };
-    let event = conform_dir(svc, s6::EVENT, &want(Kind::Dir, EVENT_MODE), mount, act, log)?;
+    let event = close_events(svc, mount, act, log)?;
     let supervise = conform_dir(svc, s6::SUPERVISE, &want(Kind::Dir, SUPERVISE_MODE), mount, act, log)?;
     let (control, status) = match &supervise {
         Found::Present(dir, _) => {
@@ -371,6 +391,34 @@ pub fn service(svc: &Dir, gid: u32, cred: &Cred, mount: Option<u64>, act: Act, l
     };
     Ok(access(cred, &top, event.stat(), supervise.stat(), control.as_ref(), status.as_ref()))
 }
+
+/// `event/` as s6-supervise makes it, 03730 root:root. One that was open
+/// to anyone else (an earlier run's `-E` grant) is closed first, then
+/// emptied of whatever the user may have planted: every entry but a
+/// single-link FIFO (a live subscriber) is removed, from a directory only
+/// root can write by then.
+fn close_events(svc: &Dir, mount: Option<u64>, act: Act, log: &mut Vec<Change>) -> Result<Found<Dir>> {
+    let want = Want { kind: Kind::Dir, mode: EVENT_MODE, uid: 0, gid: 0 };
+    let before = log.len();
+    let event = conform_dir(svc, s6::EVENT, &want, mount, act, log)?;
+    let changed = log[before..].iter().any(|c| !matches!(c, Change::Create { .. }));
+    if let (true, Found::Present(dir, _)) = (changed, &event) {
+        for (name, _) in dir.entries_typed(MAX_EVENT_ENTRIES)? {
+            let keep = matches!(dir.stat_at(&name)?, Some(st) if st.kind == Kind::Fifo && st.nlink == 1);
+            if !keep {
+                log.push(Change::Remove { path: dir.child_path(&name) });
+                if act == Act::Change {
+                    // Absent already is fine: s6-supervise cleans too.
+                    crate::fs::tree::remove_tree(dir, &name, crate::fs::tree::Limits::default())?;
+                }
+            }
+        }
+    }
+    Ok(event)
+}
+
+/// Entries of an `event/` looked at, at most (each is a waiting subscriber).
+const MAX_EVENT_ENTRIES: usize = 100_000;
 
 /// The answers for one service from the stats of its parts (`None`: absent).
 pub fn access(
@@ -398,6 +446,38 @@ pub fn access(
         control: Answer::all(&[(top_ok, &top_why), (sup_x, &sup_why), (control_ok, &control_why)]),
         events: Answer::all(&[(top_ok, &top_why), (event_ok, &event_why)]),
     }
+}
+
+/// What a user-owned (or user-writable) supervise skeleton under a root
+/// supervisor lets the user do, as the doctor says it.
+pub const SKELETON_RISK: &str = "under root's s6-supervise the user can make root overwrite any file \
+(a symlink at supervise/status.new, or in event/)";
+
+/// Whether the user may write, under root's s6-supervise, where that
+/// supervisor writes: the service directory (which holds `supervise/`
+/// and `event/`), `supervise/` or `event/`, of `svc` or of its `log/`.
+/// `Some(what)` names the first such directory.
+pub fn skeleton_risk(svc: &Dir, cred: &Cred) -> Result<Option<String>> {
+    let log = match svc.stat_at(OsStr::new(s6::LOG))? {
+        Some(st) if st.kind == Kind::Dir => svc.open_dir_if_present(OsStr::new(s6::LOG))?,
+        _ => None,
+    };
+    for (prefix, dir) in [("", Some(svc)), ("log/", log.as_ref())] {
+        let Some(dir) = dir else { continue };
+        let top = dir.stat()?;
+        if cred.may(&top, W) {
+            return Ok(Some(shown(&format!("{prefix}service directory"), &top)));
+        }
+        for name in [s6::SUPERVISE, s6::EVENT] {
+            if let Some(st) = dir.stat_at(OsStr::new(name))?
+                && st.kind == Kind::Dir
+                && (st.uid == cred.uid || cred.may(&st, W))
+            {
+                return Ok(Some(shown(&format!("{prefix}{name}/"), &st)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// Whether s6-svscan treats `name` in a service-directory set as a static
@@ -430,11 +510,12 @@ mod tests {
         // The owner class wins even when the group class would allow more.
         assert!(!c.may(&st(Kind::Dir, 0o070, 10000, 10000), R));
         assert!(Cred { uid: 0, groups: vec![0] }.may(&st(Kind::Dir, 0, 5, 5), R | W | X));
-        assert!(c.may(&st(Kind::Dir, EVENT_MODE, 0, 10000), W | X));
+        assert!(c.may(&st(Kind::Dir, EVENT_MODE, 0, 10000), W | X), "an earlier run's -E grant");
+        assert!(!c.may(&st(Kind::Dir, EVENT_MODE, 0, 0), W), "s6-supervise's own event/");
     }
 
     #[test]
-    fn a_root_only_service_answers_no_three_times_with_reasons() {
+    fn a_root_only_service_answers_no_with_reasons() {
         let top = st(Kind::Dir, 0o755, 0, 0);
         let a = access(
             &hermes(),
@@ -444,23 +525,40 @@ mod tests {
             Some(&st(Kind::Fifo, 0o600, 0, 0)),
             Some(&st(Kind::File, 0o644, 0, 0)),
         );
-        assert_eq!(a.to_string(), "status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events no (event/ 3730 0:0)");
+        assert_eq!(
+            a.to_string(),
+            "status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)"
+        );
+        assert!(!a.as_wanted());
     }
 
     #[test]
-    fn the_model_answers_yes_three_times() {
+    fn the_model_gives_status_and_control_and_never_events() {
         let top = st(Kind::Dir, 0o755, 0, 0);
         let a = access(
             &hermes(),
             &top,
-            Some(&st(Kind::Dir, EVENT_MODE, 0, 10000)),
+            Some(&st(Kind::Dir, EVENT_MODE, 0, 0)),
             Some(&st(Kind::Dir, SUPERVISE_MODE, 0, 10000)),
             Some(&st(Kind::Fifo, CONTROL_MODE, 0, 10000)),
             Some(&st(Kind::File, 0o644, 0, 0)),
         );
-        assert!(a.all_yes(), "{a}");
-        assert_eq!(a.to_string(), "status yes, control yes, events yes");
+        assert!(a.as_wanted(), "{a}");
+        assert_eq!(
+            a.to_string(),
+            "status yes, control yes, events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)"
+        );
         // Not supervised yet: no status to read is not a refusal.
+        let a = access(
+            &hermes(),
+            &top,
+            Some(&st(Kind::Dir, EVENT_MODE, 0, 0)),
+            Some(&st(Kind::Dir, SUPERVISE_MODE, 0, 10000)),
+            Some(&st(Kind::Fifo, CONTROL_MODE, 0, 10000)),
+            None,
+        );
+        assert!(a.as_wanted());
+        // An earlier run's -E grant is a risk, named as such.
         let a = access(
             &hermes(),
             &top,
@@ -469,7 +567,8 @@ mod tests {
             Some(&st(Kind::Fifo, CONTROL_MODE, 0, 10000)),
             None,
         );
-        assert!(a.all_yes());
+        assert!(!a.as_wanted());
+        assert!(a.to_string().contains("events RISK (the user may create entries in event/"), "{a}");
     }
 
     #[test]
@@ -477,7 +576,10 @@ mod tests {
         let a = access(&hermes(), &st(Kind::Dir, 0o700, 0, 0), None, None, None, None);
         assert_eq!(a.status, Answer::No("service directory 0700 0:0".into()));
         let a = access(&hermes(), &st(Kind::Dir, 0o755, 0, 0), None, None, None, None);
-        assert_eq!(a.to_string(), "status no (supervise/ missing), control no (supervise/ missing), events no (event/ missing)");
+        assert_eq!(
+            a.to_string(),
+            "status no (supervise/ missing), control no (supervise/ missing), events not granted (event/ missing; root's s6-supervise writes to every entry of event/ and follows symlinks)"
+        );
         let a = access(
             &hermes(),
             &st(Kind::Dir, 0o755, 0, 0),

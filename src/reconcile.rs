@@ -22,6 +22,8 @@ use std::path::{Path, PathBuf};
 
 use nix::errno::Errno;
 
+use crate::boot_policy::{self, Named, Policy};
+use crate::config_yaml;
 use crate::container::Command;
 use crate::error::{Error, Result};
 use crate::fs::publish::{Rename, rename_at};
@@ -61,8 +63,12 @@ pub struct Config {
     pub run_as: RunAs,
     /// Who the built slots belong to (`Chown` when run as root).
     pub owner: Owner,
-    /// `GATEWAY_MULTIPLEX_PROFILES`: named slots never autostart.
-    pub multiplex: bool,
+    /// The boot rule (`HERMES_S6_BOOT_POLICY`).
+    pub policy: Policy,
+    /// `GATEWAY_MULTIPLEX_PROFILES` when it is a recognised boolean word
+    /// (per-profile rule: named slots never autostart); `None`: the root's
+    /// `config.yaml` decides.
+    pub multiplex_env: Option<bool>,
     /// `HERMES_GATEWAY_NO_SUPERVISE`: no legacy migration.
     pub no_supervise: bool,
     /// What the container was started with (already stripped and classified).
@@ -102,6 +108,8 @@ pub struct Entry {
     pub prior_exit: PriorExit,
     /// What was done on disk (`None` in a dry run).
     pub built: Option<Built>,
+    /// Multiplex rule: it asked to run and the root slot serves it instead.
+    pub folded_into_root: bool,
 }
 
 /// The result of a run.
@@ -116,6 +124,25 @@ pub struct Outcome {
     /// Building a slot failed because the scan directory could not be
     /// written (read-only, full, permissions changed mid-run).
     pub scandir_unwritable: bool,
+    /// Slots not built for a system reason (no space, no descriptors, …):
+    /// the run must fail (exit 111) even though the others were built.
+    pub system_failures: usize,
+    /// Multiplex rule: the named profiles folded into the root slot.
+    pub folded: Vec<Profile>,
+    /// Multiplex rule: the root slot was started for them (not when the
+    /// root is parked).
+    pub root_started_for_folded: bool,
+}
+
+impl Outcome {
+    /// Upstream's notice, when named profiles were folded into a root slot
+    /// that was started for them.
+    pub fn notice(&self) -> Option<String> {
+        if self.folded.is_empty() || !self.root_started_for_folded {
+            return None;
+        }
+        Some(boot_policy::notice(&self.folded.iter().map(Profile::as_str).collect::<Vec<_>>()))
+    }
 }
 
 /// Where warnings go: one call per warning, one line each.
@@ -133,6 +160,8 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
     };
     let home = match Dir::open(&cfg.home) {
         Ok(h) => Some(h),
+        // No descriptor or memory left: every intent would be wrong.
+        Err(e) if resource_failure(&e) => return Err(e),
         Err(e) => {
             warn(&format_args!("{e}; no profile state read, gateway-default registered down"));
             None
@@ -156,92 +185,165 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
     // serve the whole run.
     let contents = Contents { up: slot::render(&cfg.run_as, Start::Up), down: slot::render(&cfg.run_as, Start::Down) };
 
-    // The root profile, then the named ones in byte order. Slots are
-    // independent: they are built on a few threads and reported in this
-    // order. Each profile's directory is open only while it is reconciled
-    // (thousands of profiles must not exhaust fds).
-    let listed = home.as_ref().and_then(|h| list_profiles(h, warn));
-    let mut items = vec![Item::Root];
-    if let Some((_, names)) = &listed {
-        items.extend(names.iter().map(|(name, kind)| Item::Named(name, *kind)));
+    if let Some(scandir) = &scandir {
+        sweep_undotted_staging(scandir, warn);
     }
-    if let Some(sd) = &scandir {
-        limit_to_room(sd, &mut items, warn);
-    }
-    let migrated = std::sync::atomic::AtomicBool::new(false);
-    let done = parallel_map(&items, workers(items.len()), |item| {
+    // The per-profile rule's multiplex switch: the environment's word, else
+    // the root's config.yaml.
+    let multiplex = cfg.policy == Policy::PerProfile
+        && boot_policy::multiplex_profiles(
+            cfg.multiplex_env,
+            if cfg.multiplex_env.is_some() {
+                None
+            } else {
+                home.as_ref().and_then(|h| read_config(h, warn)).and_then(|c| c.multiplex_profiles)
+            },
+        );
+    // The root profile, then the named ones in byte order, are reported
+    // and logged. The named ones are reconciled first: under the multiplex
+    // rule the root's slot depends on them. Slots are independent: they
+    // are built on a few threads. Each profile's directory is open only
+    // while it is reconciled (thousands of profiles must not exhaust fds).
+    let listed = match &home {
+        Some(h) => list_profiles(h, warn)?,
+        None => None,
+    };
+    let names: &[(OsString, Option<Kind>)] = listed.as_ref().map_or(&[], |(_, names)| names);
+    let names = match &scandir {
+        Some(sd) => limit_to_room(sd, names, warn),
+        None => names,
+    };
+    let named = parallel_map(names, workers(names.len() + 1), |(name, kind)| {
         let mut warnings: Vec<String> = Vec::new();
         let mut sink = |w: &dyn Display| warnings.push(w.to_string());
-        let done = match *item {
-            Item::Root => {
-                let mut prior = None;
-                if let Some(home) = &home {
-                    if legacy_applies(cfg, home) {
-                        migrated.store(cfg.dry_run || migrate(cfg, home, &mut sink), std::sync::atomic::Ordering::Relaxed);
-                        prior = Some(state::RUNNING.to_string());
-                    } else {
-                        prior = read_prior(home, &mut sink);
-                    }
+        let mut asked = None;
+        let done = listed.as_ref().and_then(|(profiles, _)| {
+            let (profile, dir) = match named_profile(profiles, name, *kind, &mut sink) {
+                Ok(found) => found,
+                Err(Skipped::NotAProfile) => return None,
+                Err(Skipped::Failed) => return Some(Done::failed()),
+            };
+            let Ok(prior) = read_prior(&dir, profile.clone(), &mut sink) else { return Some(Done::failed()) };
+            let running = state::autostarts(prior.as_deref());
+            let (start, folded) = match cfg.policy {
+                Policy::PerProfile => (!multiplex && running, false),
+                Policy::Multiplex => {
+                    let standalone = read_config(&dir, &mut sink).and_then(|c| c.standalone).unwrap_or(false);
+                    let n = Named { running, standalone };
+                    (n.starts(), n.folds())
                 }
-                let start = state::autostarts(prior.as_deref());
-                Some(one(builder, &contents, Profile::root(), home.as_ref(), prior, start, &mut sink))
+            };
+            // The root serves it even if its own slot cannot be built.
+            asked = folded.then(|| profile.clone());
+            let mut done = one(builder, &contents, profile, Some(&dir), prior, start, &mut sink);
+            if let Some(e) = &mut done.entry {
+                e.folded_into_root = folded;
             }
-            Item::Named(name, kind) => listed.as_ref().and_then(|(profiles, _)| {
-                let (profile, dir) = named_profile(profiles, name, kind, &mut sink)?;
-                let prior = read_prior(&dir, &mut sink);
-                let start = !cfg.multiplex && state::autostarts(prior.as_deref());
-                Some(one(builder, &contents, profile, Some(&dir), prior, start, &mut sink))
-            }),
-        };
-        (done, warnings)
+            Some(done)
+        });
+        (done, asked, warnings)
     });
+    // Every descriptor but the scan directory's and the home's is closed
+    // before the root's slot and the sweep below.
+    drop(listed);
+    let folded: Vec<Profile> = named.iter().filter_map(|(_, asked, _)| asked.clone()).collect();
+    let named = named.into_iter().map(|(done, _, warnings)| (done, warnings));
+    let mut migrated = false;
+    let mut root_started_for_folded = false;
+    let root = 'root: {
+        let mut warnings: Vec<String> = Vec::new();
+        let mut sink = |w: &dyn Display| warnings.push(w.to_string());
+        let mut prior = None;
+        if let Some(home) = &home {
+            if legacy_applies(cfg, home) {
+                migrated = cfg.dry_run || migrate(cfg, home, &mut sink);
+                prior = Some(state::RUNNING.to_string());
+            } else {
+                match read_prior(home, Profile::root(), &mut sink) {
+                    Ok(p) => prior = p,
+                    Err(()) => break 'root (Some(Done::failed()), warnings),
+                }
+            }
+        }
+        let running = state::autostarts(prior.as_deref());
+        let start = match cfg.policy {
+            Policy::PerProfile => running,
+            Policy::Multiplex => {
+                let parked = !running && home.as_ref().is_some_and(|h| crate::park::is_marked(h, &mut sink));
+                if parked && !folded.is_empty() {
+                    sink(&format_args!(
+                        "profile gateway(s) {} asked to autostart, but the root profile is parked: gateway-default stays down",
+                        folded.iter().map(Profile::as_str).collect::<Vec<_>>().join(", ")
+                    ));
+                }
+                root_started_for_folded = !folded.is_empty() && !parked;
+                boot_policy::root_starts(running, parked, !folded.is_empty())
+            }
+        };
+        (Some(one(builder, &contents, Profile::root(), home.as_ref(), prior, start, &mut sink)), warnings)
+    };
     let mut entries = Vec::new();
-    let mut scandir_unwritable = false;
-    for (done, warnings) in done {
+    let (mut scandir_unwritable, mut system_failures) = (false, 0);
+    for (done, warnings) in std::iter::once(root).chain(named) {
         warnings.iter().for_each(|w| warn(w));
         if let Some(done) = done {
             scandir_unwritable |= done.unwritable;
+            system_failures += usize::from(done.system);
             entries.extend(done.entry);
         }
     }
     if let Some(sd) = &scandir {
         warn_unstatable(sd, warn);
     }
+    // A failed build removes its staging directory, unless that failed
+    // too (no descriptor left to walk it): now that every other build has
+    // let its descriptors go, sweep again.
+    if system_failures > 0
+        && let Some(sd) = scandir.as_ref()
+    {
+        match slot::sweep_staging(sd) {
+            Ok(swept) => swept.leftovers.iter().for_each(|l| warn(l)),
+            Err(e) => warn(&e),
+        }
+    }
     if let Some(home) = &home {
-        let logged = if cfg.dry_run || entries.is_empty() { Ok(()) } else { append_boot_log(home, &entries, cfg.now, cfg.owner, warn) };
+        let logged =
+            if cfg.dry_run || entries.is_empty() { Ok(()) } else { append_boot_log(home, &entries, cfg.now, cfg.owner, cfg.policy, warn) };
         if let Err(e) = logged {
             warn_with(warn, &e, "the boot log is incomplete");
         }
     }
-    Ok(Outcome { entries, migrated: migrated.into_inner(), scandir_unwritable })
+    Ok(Outcome { entries, migrated, scandir_unwritable, system_failures, folded, root_started_for_folded })
 }
 
-/// Drops the profiles past what the scan directory's s6-svscan can
-/// supervise (each slot is a service and a logger; the other services
-/// there count too), with a warning each: published, they would stop
-/// every scan (s6 2.12+).
-fn limit_to_room(scandir: &Dir, items: &mut Vec<Item<'_>>, warn: Warn<'_>) {
+/// The named profiles the scan directory's s6-svscan can still supervise
+/// (each slot is a service and a logger; the root's slot and the other
+/// services there count too); the rest get a warning each: published,
+/// they would stop every scan (s6 2.12+).
+fn limit_to_room<'a>(scandir: &Dir, names: &'a [(OsString, Option<Kind>)], warn: Warn<'_>) -> &'a [(OsString, Option<Kind>)] {
     let census = match svscan::census(scandir) {
         Ok(c) => c,
-        Err(e) => return warn(&e),
+        Err(e) => {
+            warn(&e);
+            return names;
+        }
     };
     let slots = slot::registered(scandir).map(|r| r.len()).unwrap_or(0);
     let others = census.supervised.saturating_sub(2 * slots);
     let max = svscan::max_entries(scandir);
-    let room = max.saturating_sub(others) / 2;
-    if items.len() <= room {
-        return;
+    // One slot is the root profile's.
+    let room = (max.saturating_sub(others) / 2).saturating_sub(1);
+    if names.len() <= room {
+        return names;
     }
-    for item in items.drain(room..) {
-        let name = match item {
-            Item::Root => slot::name(&Profile::root()),
-            Item::Named(n, _) => format!("{}{}", slot::PREFIX, n.to_string_lossy()),
-        };
+    for (name, _) in &names[room..] {
+        let slot = format!("{}{}", slot::PREFIX, name.to_string_lossy());
         warn(&format_args!(
             "unable to publish {}: the s6-svscan of this scan directory supervises at most {max} services and loggers ({others} other services there)",
-            scandir.child_path(OsStr::new(&name)).display()
+            scandir.child_path(OsStr::new(&slot)).display()
         ));
     }
+    &names[..room]
 }
 
 /// Warns about the entries of the scan directory s6-svscan cannot stat.
@@ -250,14 +352,6 @@ fn warn_unstatable(scandir: &Dir, warn: Warn<'_>) {
         Ok(c) => c.unstatable.iter().for_each(|(name, e)| warn(&svscan::unstatable_warning(scandir, name, *e))),
         Err(e) => warn(&e),
     }
-}
-
-/// One profile to reconcile.
-enum Item<'a> {
-    /// `$HERMES_HOME` itself, slot `gateway-default`.
-    Root,
-    /// An entry of `profiles/`, with its type from the listing.
-    Named(&'a OsStr, Option<Kind>),
 }
 
 /// How many threads build slots: one per 8 profiles (none below 16), at
@@ -341,12 +435,57 @@ fn migrate(cfg: &Config, home: &Dir, warn: Warn<'_>) -> bool {
     }
 }
 
-/// A profile's intent; an unreadable state file is a warning and no state.
-fn read_prior(dir: &Dir, warn: Warn<'_>) -> Option<String> {
-    state::read_intent(dir).unwrap_or_else(|e| {
-        warn_with(warn, &e, "treating as no prior state");
+/// A profile's intent; an unreadable state file is a warning and no state
+/// (upstream), unless the system failed us ([`resource_failure`]): then
+/// the slot is not built (`Err`, with a warning), rather than built down.
+fn read_prior(dir: &Dir, profile: Profile, warn: Warn<'_>) -> std::result::Result<Option<String>, ()> {
+    match state::read_intent(dir) {
+        Ok(prior) => Ok(prior),
+        Err(e) if resource_failure(&e) => {
+            warn_with(warn, &e, &format!("{} not built", slot::name(&profile)));
+            Err(())
+        }
+        Err(e) => {
+            warn_with(warn, &e, "treating as no prior state");
+            Ok(None)
+        }
+    }
+}
+
+/// A failure of the system's resources (descriptors, memory, space, I/O),
+/// not something the user left in the tree: the run must fail (111).
+fn resource_failure(e: &Error) -> bool {
+    matches!(e.errno(), Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::ENOSPC | Errno::EDQUOT | Errno::EIO | Errno::ENOBUFS))
+}
+
+/// Why an entry of `profiles/` gave no slot.
+enum Skipped {
+    /// Not a profile (a warning says why where it looked like one).
+    NotAProfile,
+    /// It may be one, but the system failed us (a warning says so).
+    Failed,
+}
+
+/// A profile's `config.yaml`; a bad one is a warning and counts as absent.
+fn read_config(dir: &Dir, warn: Warn<'_>) -> Option<config_yaml::GatewayConfig> {
+    config_yaml::read(dir).unwrap_or_else(|e| {
+        warn_with(warn, &e, "treating it as absent");
         None
     })
+}
+
+/// Removes `gateway-<p>.tmp` directories (an older layout's staging name,
+/// without the dot, which s6-svscan would supervise as a service): each is
+/// first renamed to a dot-name, which takes it out of the scan, then
+/// removed. Every one is a warning.
+fn sweep_undotted_staging(scandir: &Dir, warn: Warn<'_>) {
+    for name in slot::undotted_staging(scandir).unwrap_or_default() {
+        let shown = printable(&scandir.child_path(&name).to_string_lossy()).into_owned();
+        match slot::retire_undotted(scandir, &name) {
+            Ok(()) => warn(&format_args!("removed {shown}: a stale staging directory s6-svscan would supervise as a service")),
+            Err(e) => warn_with(warn, &e, "the stale staging directory stays"),
+        }
+    }
 }
 
 /// Names in a directory with their types from the listing.
@@ -354,23 +493,22 @@ type Listing = Vec<(OsString, Option<Kind>)>;
 
 /// `profiles/` and its entries in byte order, with their types from the
 /// directory listing. `None` when there is no usable `profiles/`.
-fn list_profiles(home: &Dir, warn: Warn<'_>) -> Option<(Dir, Listing)> {
-    let profiles = match home.open_dir_if_present(OsStr::new(PROFILES)) {
-        Ok(Some(d)) => d,
-        Ok(None) => return None,
-        Err(e) => {
-            warn_with(warn, &e, "no named profile reconciled");
-            return None;
-        }
-    };
-    match profiles.entries_typed(MAX_PROFILES) {
-        Ok(mut names) => {
+/// `Err` when the system failed us ([`resource_failure`]).
+fn list_profiles(home: &Dir, warn: Warn<'_>) -> Result<Option<(Dir, Listing)>> {
+    let listed = home.open_dir_if_present(OsStr::new(PROFILES)).and_then(|profiles| match profiles {
+        Some(profiles) => profiles.entries_typed(MAX_PROFILES).map(|names| Some((profiles, names))),
+        None => Ok(None),
+    });
+    match listed {
+        Ok(Some((profiles, mut names))) => {
             names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            Some((profiles, names))
+            Ok(Some((profiles, names)))
         }
+        Ok(None) => Ok(None),
+        Err(e) if resource_failure(&e) => Err(e),
         Err(e) => {
             warn_with(warn, &e, "no named profile reconciled");
-            None
+            Ok(None)
         }
     }
 }
@@ -378,28 +516,33 @@ fn list_profiles(home: &Dir, warn: Warn<'_>) -> Option<(Dir, Listing)> {
 /// One entry of `profiles/`: a usable named profile (a directory holding
 /// a `SOUL.md`, with a valid name other than `default`) and its open
 /// directory; else `None`, with a warning where it looks like a profile.
-fn named_profile(profiles: &Dir, name: &OsStr, kind: Option<Kind>, warn: Warn<'_>) -> Option<(Profile, Dir)> {
+fn named_profile(profiles: &Dir, name: &OsStr, kind: Option<Kind>, warn: Warn<'_>) -> std::result::Result<(Profile, Dir), Skipped> {
     let path = profiles.child_path(name);
+    let skip = |warn: Warn<'_>, e: &Error, then: &str| {
+        if resource_failure(e) {
+            warn_with(warn, e, &format!("{}{} not built", slot::PREFIX, printable(&name.to_string_lossy())));
+            return Skipped::Failed;
+        }
+        warn_with(warn, e, then);
+        Skipped::NotAProfile
+    };
     let kind = match kind {
         Some(k) => k,
         None => match profiles.stat_at(name) {
             Ok(Some(st)) => st.kind,
-            Ok(None) => return None,
-            Err(e) => {
-                warn_with(warn, &e, "skipped");
-                return None;
-            }
+            Ok(None) => return Err(Skipped::NotAProfile),
+            Err(e) => return Err(skip(warn, &e, "skipped")),
         },
     };
     match kind {
         Kind::Dir => {}
         Kind::Symlink => {
             warn(&format_args!("unable to use {}: is a symlink (not followed); skipped", printable(&path.to_string_lossy())));
-            return None;
+            return Err(Skipped::NotAProfile);
         }
-        _ => return None, // files and the like are not profiles
+        _ => return Err(Skipped::NotAProfile), // files and the like are not profiles
     }
-    let dir = profiles.open_dir(name).map_err(|e| warn_with(warn, &e, "skipped")).ok()?;
+    let dir = profiles.open_dir(name).map_err(|e| skip(warn, &e, "skipped"))?;
     let marker = OsStr::new(MARKER);
     match dir.exists_following(marker) {
         Ok(true) => {}
@@ -408,25 +551,22 @@ fn named_profile(profiles: &Dir, name: &OsStr, kind: Option<Kind>, warn: Warn<'_
                 let shown = path.join(MARKER).to_string_lossy().into_owned();
                 warn(&format_args!("unable to use {}: is a dangling symlink; profile skipped", printable(&shown)));
             }
-            return None;
+            return Err(Skipped::NotAProfile);
         }
-        Err(e) => {
-            warn_with(warn, &e, "profile skipped");
-            return None;
-        }
+        Err(e) => return Err(skip(warn, &e, "profile skipped")),
     }
     if name.as_bytes() == profile::ROOT.as_bytes() {
         warn(&format_args!(
             "{}/ exists: skipped, its slot would collide with the root profile's gateway-default",
             printable(&path.to_string_lossy())
         ));
-        return None;
+        return Err(Skipped::NotAProfile);
     }
     match Profile::parse(name.as_bytes()) {
-        Ok(p) => Some((p, dir)),
+        Ok(p) => Ok((p, dir)),
         Err(why) => {
             warn(&format_args!("unable to use {}: {why}; skipped", printable(&path.to_string_lossy())));
-            None
+            Err(Skipped::NotAProfile)
         }
     }
 }
@@ -437,6 +577,15 @@ struct Done {
     entry: Option<Entry>,
     /// The failure was the scan directory's.
     unwritable: bool,
+    /// The slot could not be built for a system reason.
+    system: bool,
+}
+
+impl Done {
+    /// A profile whose slot was not built for a system reason.
+    fn failed() -> Done {
+        Done { entry: None, unwritable: false, system: true }
+    }
 }
 
 /// The two contents a slot can have.
@@ -457,10 +606,11 @@ fn one(
     warn: Warn<'_>,
 ) -> Done {
     let action = if start { Action::Started } else { Action::Registered };
-    let mut entry = Entry { profile, prior_state, action, prior_exit: PriorExit::Unknown, built: None };
+    let mut entry = Entry { profile, prior_state, action, prior_exit: PriorExit::Unknown, built: None, folded_into_root: false };
     if let Some(builder) = builder {
         if let Some(dir) = dir {
             remove_stale_files(dir, warn);
+            state::sweep_stale_staging(dir).iter().for_each(|e| warn(e));
         }
         let content = if start { &contents.up } else { &contents.down };
         match builder.install(&entry.profile, content, Existing::Replace) {
@@ -471,12 +621,15 @@ fn one(
             Err(e) => {
                 let unwritable = cannot_write(builder.scandir(), &entry.profile, &e);
                 warn_with(warn, &e, &format!("{} not built", slot::name(&entry.profile)));
-                return Done { entry: None, unwritable };
+                // A refusal is the tree's content (a bad leftover); anything
+                // else is the system's (ENOSPC, EMFILE, EIO, …).
+                let system = !matches!(e.cause(), crate::error::Cause::Refused(_));
+                return Done { entry: None, unwritable, system };
             }
         }
         entry.prior_exit = dir.map(state::read_prior_exit).unwrap_or(PriorExit::Unknown);
     }
-    Done { entry: Some(entry), unwritable: false }
+    Done { entry: Some(entry), unwritable: false, system: false }
 }
 
 /// Whether a slot failed because its staging directory could not be
@@ -502,8 +655,9 @@ pub fn report_line(e: &Entry) -> String {
     format!("reconcile: profile={} prior_state={prior} action={}", e.profile, e.action.as_str())
 }
 
-/// The entries as a JSON array of `{profile, prior_state, action}`, on
-/// one line (strings escaped by serde_json).
+/// The entries as a JSON array of `{profile, prior_state, action,
+/// prior_exit, folded_into_root}`, on one line (strings escaped by
+/// serde_json).
 pub fn report_json(entries: &[Entry]) -> String {
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string());
     let mut out = String::from("[");
@@ -513,19 +667,27 @@ pub fn report_json(entries: &[Entry]) -> String {
         }
         let prior = e.prior_state.as_deref().map_or("null".to_string(), quote);
         out.push_str(&format!(
-            "{{\"profile\":{},\"prior_state\":{prior},\"action\":{}}}",
+            "{{\"profile\":{},\"prior_state\":{prior},\"action\":{},\"prior_exit\":{},\"folded_into_root\":{}}}",
             quote(e.profile.as_str()),
-            quote(e.action.as_str())
+            quote(e.action.as_str()),
+            quote(e.prior_exit.as_str()),
+            e.folded_into_root
         ));
     }
     out.push(']');
     out
 }
 
-/// One line of the boot log (without its newline).
-pub fn log_line(timestamp: &str, e: &Entry) -> String {
+/// One line of the boot log (without its newline); the multiplex rule
+/// appends ` folded_into_root=True|False` (Python's spelling, as R-4).
+pub fn log_line(timestamp: &str, e: &Entry, policy: Policy) -> String {
     let prior = e.prior_state.as_deref().map_or("None".into(), state::printable);
-    format!("{timestamp} profile={} prior_state={prior} action={} prior_exit={}", e.profile, e.action.as_str(), e.prior_exit.as_str())
+    let mut line =
+        format!("{timestamp} profile={} prior_state={prior} action={} prior_exit={}", e.profile, e.action.as_str(), e.prior_exit.as_str());
+    if policy == Policy::Multiplex {
+        line.push_str(if e.folded_into_root { " folded_into_root=True" } else { " folded_into_root=False" });
+    }
+    line
 }
 
 /// `epoch` as local time, `YYYY-MM-DDTHH:MM:SS+HHMM` (strftime's
@@ -558,12 +720,8 @@ pub fn local_timestamp(epoch: i64) -> String {
 /// Appends one line per entry to `home/logs/container-boot.log` (one
 /// write), after rotating a log of [`ROTATE_AT`] bytes or more to `.1`
 /// (replacing an older `.1`). A failed rotation is a warning.
-pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, warn: Warn<'_>) -> Result<()> {
-    let logs_name = OsStr::new(LOGS);
-    if let (true, Owner::Chown { uid, gid }) = (home.mkdir_at(logs_name, 0o755)?, owner) {
-        home.open_node(logs_name)?.chown(uid, gid)?;
-    }
-    let logs = home.open_dir(logs_name)?;
+pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, policy: Policy, warn: Warn<'_>) -> Result<()> {
+    let logs = user_dir(home, OsStr::new(LOGS), owner)?;
     let log = OsStr::new(BOOT_LOG);
     let full = matches!(logs.stat_at(log)?, Some(st) if st.kind == Kind::File && st.size >= ROTATE_AT);
     if full && let Err(e) = rename_at(&logs, log, &logs, OsStr::new(BOOT_LOG_OLD), Rename::Replace) {
@@ -572,16 +730,39 @@ pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, wa
     let ts = local_timestamp(now);
     let mut text = String::new();
     for e in entries {
-        text.push_str(&log_line(&ts, e));
+        text.push_str(&log_line(&ts, e, policy));
         text.push('\n');
     }
-    let st = logs.append_file(log, 0o644, text.as_bytes())?;
-    if let Owner::Chown { uid, gid } = owner
-        && st.uid != uid
-    {
-        logs.open_node(log)?.chown(uid, gid)?;
-    }
+    let chown = match owner {
+        Owner::Chown { uid, gid } => Some((uid, gid)),
+        Owner::Caller { .. } => None,
+    };
+    logs.append_file_for(log, 0o644, text.as_bytes(), chown)?;
     Ok(())
+}
+
+/// Opens the directory `name` in the user's `home`, made 0755 for the
+/// user if absent. Made by root, it is created 0700 (nobody else can enter
+/// it), opened without following, checked to be a directory only we could
+/// have made (ours, 0700, empty), then given to the user and opened up
+/// through that fd: a name the user swaps meanwhile is refused, never
+/// chowned.
+fn user_dir(home: &Dir, name: &OsStr, owner: Owner) -> Result<Dir> {
+    const PRIVATE: u32 = 0o700;
+    if !home.mkdir_at(name, PRIVATE)? {
+        return home.open_dir(name);
+    }
+    let dir = home.open_dir(name)?;
+    let st = dir.stat()?;
+    let euid = nix::unistd::geteuid().as_raw();
+    if st.uid != euid || st.mode != PRIVATE || dir.entries(0).is_err() {
+        return Err(Error::refused("make", dir.path(), "replaced while it was being made"));
+    }
+    if let Owner::Chown { uid, gid } = owner {
+        dir.chown(uid, gid)?;
+    }
+    dir.chmod(0o755)?;
+    Ok(dir)
 }
 
 #[cfg(test)]

@@ -10,10 +10,24 @@
 //! Everything is checked before anything is created: a symlink or an entry
 //! of the wrong type anywhere in the skeleton is refused and nothing is
 //! touched (s6-supervise would die in a loop on it).
+//!
+//! Run as root on a directory the user may write (or on a live one), a
+//! missing entry is never made in place and then changed by name: it is
+//! built in a private directory made for the purpose inside the service
+//! directory (0700 root, so on the same filesystem and out of the user's
+//! reach), given to the user through its fd there, and only then renamed
+//! into place, never over anything ([`crate::fs::handover`]).
+//!
+//! Under a root supervisor a user-owned skeleton is a risk of its own: the
+//! user may then plant symlinks where root's s6-supervise writes
+//! (`supervise/status.new`, entries of `event/`) and make root overwrite
+//! any file. See doc/topologies.md.
 
 use std::ffi::OsStr;
 
 use crate::error::{Error, Result};
+use crate::fs::handover::{self, Handover};
+use crate::fs::publish::{Rename, rename_at};
 use crate::fs::{Dir, Kind};
 use crate::s6;
 
@@ -136,6 +150,20 @@ pub fn seed_fresh(svc: &Dir, log: Option<&Dir>, owner: Owner, parent: Parent) ->
     Ok(())
 }
 
+/// Pins, for a [`Handover`], what [`seed_fresh`] made in `dir` (a
+/// directory nobody else can write): `supervise/control`, `supervise/`
+/// and `event/`, with the skeleton's modes.
+pub fn pin_fresh(dir: &Dir, hand: &mut Handover) -> Result<()> {
+    let sup = dir.open_dir(OsStr::new(s6::SUPERVISE))?;
+    for e in SKELETON.iter().filter(|e| e.in_supervise) {
+        hand.pin(&sup, OsStr::new(e.name), e.mode)?;
+    }
+    for e in SKELETON.iter().filter(|e| !e.in_supervise) {
+        hand.pin(dir, OsStr::new(e.name), e.mode)?;
+    }
+    Ok(())
+}
+
 /// What the directories given to [`seed_fresh`] were created in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Parent {
@@ -211,12 +239,146 @@ fn check(svc: &Dir) -> Result<()> {
 }
 
 fn apply(svc: &Dir, owner: Owner, report: &mut Report) -> Result<()> {
+    if let Owner::Chown { uid, gid } = owner {
+        return apply_as_root(svc, uid, gid, report);
+    }
     for e in SKELETON.iter().filter(|e| !e.in_supervise) {
         place(svc, e, owner, report)?;
     }
     let sup = svc.open_dir(OsStr::new(s6::SUPERVISE))?;
     for e in SKELETON.iter().filter(|e| e.in_supervise) {
         place(&sup, e, owner, report)?;
+    }
+    Ok(())
+}
+
+/// Root's [`apply`] (module docs): the missing entries are built in a
+/// private workshop in `svc`, handed over, then renamed into place.
+fn apply_as_root(svc: &Dir, uid: u32, gid: u32, report: &mut Report) -> Result<()> {
+    if complete(svc)? {
+        // Nothing to build: no workshop, nothing changed (a live service).
+        let sup = svc.open_dir(OsStr::new(s6::SUPERVISE))?;
+        for e in &SKELETON {
+            let dir = if e.in_supervise { &sup } else { svc };
+            match dir.stat_at(OsStr::new(e.name))? {
+                Some(st) => keep(dir, e, st, (uid, gid), report)?,
+                None => return Err(Error::refused("seed", dir.child_path(OsStr::new(e.name)), "vanished while being seeded")),
+            }
+        }
+        return Ok(());
+    }
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    let ws_name = std::ffi::OsString::from(format!(".hermes-seed-supervise.{}.{nanos}", std::process::id()));
+    let Some(ws) = handover::private_dir(svc, &ws_name)? else {
+        return Err(Error::refused("seed", svc.child_path(&ws_name), "exists already"));
+    };
+    let built = build_as_root(svc, &ws, uid, gid, report);
+    drop(ws);
+    // Empty unless a step failed; what is left is ours alone.
+    let cleaned = crate::fs::tree::remove_tree(svc, &ws_name, crate::fs::tree::Limits { depth: 4, entries: 16 });
+    built.and(cleaned.map(drop))
+}
+
+fn build_as_root(svc: &Dir, ws: &Dir, uid: u32, gid: u32, report: &mut Report) -> Result<()> {
+    let mut hand = Handover::new(uid, gid);
+    let mut made = Vec::new();
+    for e in SKELETON.iter().filter(|e| !e.in_supervise) {
+        let name = OsStr::new(e.name);
+        if let Some(st) = svc.stat_at(name)? {
+            keep(svc, e, st, (uid, gid), report)?;
+            continue;
+        }
+        if e.kind == Kind::Dir {
+            ws.mkdir_at(name, 0o700)?;
+        } else {
+            ws.mkfifo_at(name, 0o600)?;
+        }
+        made.push(svc.child_path(name).display().to_string());
+        if e.name == s6::SUPERVISE {
+            // A new supervise/ goes in whole, its control included.
+            let sup = ws.open_dir(name)?;
+            for inner in SKELETON.iter().filter(|i| i.in_supervise) {
+                sup.mkfifo_at(OsStr::new(inner.name), 0o600)?;
+                hand.pin(&sup, OsStr::new(inner.name), inner.mode)?;
+                made.push(svc.child_path(name).join(inner.name).display().to_string());
+            }
+        }
+        hand.pin(ws, name, e.mode)?;
+    }
+    hand.give(None)?;
+    for e in SKELETON.iter().filter(|e| !e.in_supervise) {
+        move_in(ws, svc, e.name)?;
+    }
+    // An existing supervise/: only its control may be missing.
+    let sup = svc.open_dir(OsStr::new(s6::SUPERVISE))?;
+    let mut hand = Handover::new(uid, gid);
+    let mut missing = Vec::new();
+    for e in SKELETON.iter().filter(|e| e.in_supervise) {
+        let name = OsStr::new(e.name);
+        match sup.stat_at(name)? {
+            Some(st) => {
+                if !made.contains(&sup.child_path(name).display().to_string()) {
+                    keep(&sup, e, st, (uid, gid), report)?;
+                }
+            }
+            None => {
+                ws.mkfifo_at(name, 0o600)?;
+                hand.pin(ws, name, e.mode)?;
+                missing.push(e);
+            }
+        }
+    }
+    hand.give(None)?;
+    for e in missing {
+        move_in(ws, &sup, e.name)?;
+        made.push(sup.child_path(OsStr::new(e.name)).display().to_string());
+    }
+    report.created.extend(made);
+    Ok(())
+}
+
+/// Whether every entry of the skeleton exists in `svc`.
+fn complete(svc: &Dir) -> Result<bool> {
+    for e in SKELETON.iter().filter(|e| !e.in_supervise) {
+        if svc.stat_at(OsStr::new(e.name))?.is_none() {
+            return Ok(false);
+        }
+    }
+    let sup = svc.open_dir(OsStr::new(s6::SUPERVISE))?;
+    for e in SKELETON.iter().filter(|e| e.in_supervise) {
+        if sup.stat_at(OsStr::new(e.name))?.is_none() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Renames `name` from the workshop into `to`, never over anything: an
+/// entry made there meanwhile is refused (ours is removed with the
+/// workshop).
+fn move_in(ws: &Dir, to: &Dir, name: &str) -> Result<()> {
+    let name = OsStr::new(name);
+    if ws.stat_at(name)?.is_none() {
+        return Ok(()); // existed already: not built
+    }
+    rename_at(ws, name, to, name, Rename::NoReplace).map_err(|e| {
+        if e.errno() == Some(nix::errno::Errno::EEXIST) {
+            Error::refused("seed", to.child_path(name), "appeared while being seeded")
+        } else {
+            e
+        }
+    })
+}
+
+/// An existing entry: the right type (or refused), left exactly as it
+/// is; a mode or owner other than the skeleton's is reported.
+fn keep(dir: &Dir, e: &Entry, st: crate::fs::Stat, (uid, gid): (u32, u32), report: &mut Report) -> Result<()> {
+    if st.kind != e.kind {
+        expect_kind(dir, e.name, e.kind)?;
+        return Err(Error::refused("seed", dir.child_path(OsStr::new(e.name)), "changed while being seeded"));
+    }
+    if st.mode != e.mode || st.uid != uid || st.gid != gid {
+        report.kept_different.push((dir.child_path(OsStr::new(e.name)).display().to_string(), st.mode, st.uid, st.gid));
     }
     Ok(())
 }

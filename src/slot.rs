@@ -17,13 +17,16 @@
 //! hashed again instead, so a slot edited by hand is noticed too).
 //!
 //! Building: the slot is made in `.gateway-<profile>.tmp` (s6-svscan skips
-//! dot-names) through the fd layer, every inode given to the user when we
-//! run as root (the slot directory itself last, just before publication),
-//! then renamed onto its real name: a fresh name with `RENAME_NOREPLACE`,
-//! an existing slot swapped with `RENAME_EXCHANGE` and the old tree removed
-//! afterwards. Nobody ever sees a half-built slot under its real name.
-//! The staging directory is new, and only we can write it (root-owned
-//! while root builds it), so its entries are created and set by name.
+//! dot-names) through the fd layer, then renamed onto its real name: a
+//! fresh name with `RENAME_NOREPLACE`, an existing slot swapped with
+//! `RENAME_EXCHANGE` and the old tree removed afterwards. Nobody ever sees
+//! a half-built slot under its real name. The staging directory is new and
+//! only we can write it, so its entries are created and set by name. Run
+//! as root, it is 0700 and root's until the slot is complete (checked once
+//! opened: the scan directory is the user's, who could have put another
+//! directory under that name), and only then is every object given to the
+//! user through an fd pinned in it, the staging directory itself last
+//! ([`handover`]): root never acts by name where the user can write.
 //!
 //! A staging directory left by an earlier, interrupted build is removed;
 //! if it cannot be (made by root, we run as the user: upstream #60774) it
@@ -40,6 +43,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::fs::Sync;
+use crate::fs::handover::{self, Handover};
 use crate::fs::publish::{self, Published, Rename, rename_at};
 use crate::fs::tree::{self, Limits};
 use crate::fs::{Dir, Kind, creation_mode_is_exact};
@@ -455,13 +459,17 @@ impl<'a> Builder<'a> {
             }
         }
         let mut leftovers = Vec::new();
-        if !scandir.mkdir_at(&staging, 0o755)? {
+        // Root builds in private (module docs).
+        let private = matches!(owner, Owner::Chown { .. });
+        let mode = if private { 0o700 } else { 0o755 };
+        if !scandir.mkdir_at(&staging, mode)? {
             leftovers.extend(clear(scandir, &staging)?);
-            if !scandir.mkdir_at(&staging, 0o755)? {
+            if !scandir.mkdir_at(&staging, mode)? {
                 return Err(Error::refused("build", scandir.child_path(&staging), "keeps reappearing"));
             }
         }
-        if let Err(e) = fill(scandir, &staging, content, owner, self.sync, self.parent) {
+        let opened = scandir.open_dir(&staging).and_then(|top| if private { handover::check_private(&top).map(|_| top) } else { Ok(top) });
+        if let Err(e) = opened.and_then(|top| fill(&top, content, owner, self.sync, self.parent)) {
             let _ = tree::remove_tree(scandir, &staging, TREE_LIMITS);
             return Err(e);
         }
@@ -497,39 +505,54 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// Writes everything into the (empty, fresh) staging directory.
-fn fill(scandir: &Dir, staging: &OsStr, content: &Content, owner: Owner, sync: Sync, parent: skeleton::Parent) -> Result<()> {
-    let ids = match owner {
-        Owner::Chown { uid, gid } => Some((uid, gid)),
-        Owner::Caller { .. } => None,
+/// Writes everything into the (empty, fresh) staging directory `top`.
+fn fill(top: &Dir, content: &Content, owner: Owner, sync: Sync, parent: skeleton::Parent) -> Result<()> {
+    let (uid, gid) = match owner {
+        Owner::Chown { uid, gid } => (uid, gid),
+        Owner::Caller { .. } => return fill_as_caller(top, content, owner, sync, parent),
     };
+    // Root: everything root's while `top` is 0700, then handed over.
+    let me = Owner::Caller { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
+    let log = fresh_subdir(top, s6::LOG, false)?;
+    for f in &content.files {
+        let dir = if f.dir.is_some() { &log } else { top };
+        dir.create_public_file(OsStr::new(f.name), f.mode, &f.data, None, sync)?;
+    }
+    // Plain: the hand-over below sets every mode exactly anyway.
+    skeleton::seed_fresh(top, Some(&log), me, skeleton::Parent::Plain)?;
+    let mut hand = Handover::new(uid, gid);
+    for (dir, sub) in [(&log, Some(s6::LOG)), (top, None)] {
+        for f in content.files.iter().filter(|f| f.dir == sub) {
+            hand.pin(dir, OsStr::new(f.name), f.mode)?;
+        }
+        skeleton::pin_fresh(dir, &mut hand)?;
+        if sub.is_none() {
+            hand.pin(top, OsStr::new(s6::LOG), 0o755)?;
+        }
+    }
+    hand.give(Some((top, 0o755)))
+}
+
+/// The user building its own slot: nobody else can write `top`.
+fn fill_as_caller(top: &Dir, content: &Content, owner: Owner, sync: Sync, parent: skeleton::Parent) -> Result<()> {
     let exact = parent == skeleton::Parent::Plain && creation_mode_is_exact(0o755);
-    let top = scandir.open_dir(staging)?;
     if !exact {
         top.chmod(0o755)?;
     }
-    let log = fresh_subdir(&top, s6::LOG, ids, exact)?;
+    let log = fresh_subdir(top, s6::LOG, exact)?;
     for f in &content.files {
-        let dir = if f.dir.is_some() { &log } else { &top };
-        dir.create_public_file(OsStr::new(f.name), f.mode, &f.data, ids, sync)?;
+        let dir = if f.dir.is_some() { &log } else { top };
+        dir.create_public_file(OsStr::new(f.name), f.mode, &f.data, None, sync)?;
     }
-    skeleton::seed_fresh(&top, Some(&log), owner, parent)?;
-    // The slot itself last: until now nobody else could write into it.
-    if let Some((uid, gid)) = ids {
-        top.chown(uid, gid)?;
-    }
-    Ok(())
+    skeleton::seed_fresh(top, Some(&log), owner, parent)
 }
 
 /// Creates the subdirectory `name` of a fresh directory, mode 0755 exactly
 /// (`exact`: creation gives that mode already).
-fn fresh_subdir(parent: &Dir, name: &str, ids: Option<(u32, u32)>, exact: bool) -> Result<Dir> {
+fn fresh_subdir(parent: &Dir, name: &str, exact: bool) -> Result<Dir> {
     let name = OsStr::new(name);
     if !parent.mkdir_at(name, 0o755)? {
         return Err(Error::refused("build", parent.child_path(name), "appeared in a fresh staging directory"));
-    }
-    if let Some((uid, gid)) = ids {
-        parent.chown_at(name, uid, gid)?;
     }
     if !exact {
         parent.chmod_at(name, 0o755)?;
@@ -620,6 +643,56 @@ pub fn sweep_staging(scandir: &Dir) -> Result<Swept> {
         }
     }
     Ok(swept)
+}
+
+/// `gateway-<p>.tmp` directories in `scandir` (`<p>` a valid profile
+/// name): an older layout's staging directories, without the dot, which
+/// s6-svscan takes for services. Never a slot: no profile name holds a dot.
+pub fn undotted_staging(scandir: &Dir) -> Result<Vec<OsString>> {
+    let mut out = Vec::new();
+    for (name, kind) in scandir.entries_typed(200_000)? {
+        let Some(p) = name.as_encoded_bytes().strip_prefix(PREFIX.as_bytes()).and_then(|r| r.strip_suffix(STAGING_SUFFIX.as_bytes()))
+        else {
+            continue;
+        };
+        let kind = match kind {
+            Some(k) => Some(k),
+            None => scandir.stat_at(&name)?.map(|st| st.kind),
+        };
+        if kind == Some(Kind::Dir) && Profile::parse(p).is_ok() {
+            out.push(name);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Takes an undotted staging directory out of the scan and removes it. A
+/// supervisor already running there is told to bring its service down
+/// and exit (`dx`, when we may write its control FIFO): a renamed service
+/// directory keeps its supervisor until s6-svscan prunes. Then it is
+/// renamed to `.gateway-<p>.tmp.stale-<ns>` (s6-svscan skips dot-names)
+/// and removed; what cannot be removed yet (files a root supervisor made)
+/// stays under that dot-name for the boot sweeps.
+pub fn retire_undotted(scandir: &Dir, name: &OsStr) -> Result<()> {
+    if let Ok(dir) = scandir.open_dir(name)
+        && s6::status::supervised(&dir).unwrap_or(false)
+    {
+        let _ = s6::control::svc(&dir, b"dx");
+    }
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    for n in 0..3u128 {
+        let aside = OsString::from(format!(".{}.stale-{}", name.to_string_lossy(), nanos + n));
+        match rename_at(scandir, name, scandir, &aside, Rename::NoReplace) {
+            Ok(()) => {
+                let _ = tree::remove_tree(scandir, &aside, TREE_LIMITS);
+                return Ok(());
+            }
+            Err(e) if e.errno() == Some(Errno::EEXIST) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::refused("move aside", scandir.child_path(name), "no free name"))
 }
 
 #[cfg(test)]

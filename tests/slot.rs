@@ -209,12 +209,12 @@ fn agree(sc: &Scanner, p: &str, what: &str) {
         let j = ok(&sc.tool(&["status", "-j", p]), "status -j");
         let line = ok(&sc.tool(&["status", p]), "status");
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
-        let ours = as_svstat(&v[0], &fields);
+        let ours = as_svstat(&v["gateways"][0], &fields);
         let theirs = String::from_utf8_lossy(&theirs.stdout).trim_end().to_string();
         let human = format!("{p}: {}", String::from_utf8_lossy(&human.stdout).trim_end_matches('\n'));
         let mut line = line.trim_end_matches('\n').to_string();
         if !fields.contains(&"pgid")
-            && let Some(g) = v[0]["pgid"].as_u64()
+            && let Some(g) = v["gateways"][0]["pgid"].as_u64()
         {
             line = line.replacen(&format!(" pgid {g})"), ")", 1);
         }
@@ -252,6 +252,11 @@ fn json(o: &Output) -> serde_json::Value {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)))
 }
 
+/// `status -j`'s array of gateways.
+fn gateways(o: &Output) -> serde_json::Value {
+    json(o)["gateways"].clone()
+}
+
 #[test]
 fn the_lifecycle_against_the_users_s6_svscan() {
     if root_or_skip("the_lifecycle_against_the_users_s6_svscan") {
@@ -285,7 +290,7 @@ fn lifecycle(topology: Topology) {
 
     sc.runnable("coder");
     ok(&sc.tool(&["start", "-w", "coder"]), "start");
-    let st = json(&sc.tool(&["status", "-j", "coder"]));
+    let st = gateways(&sc.tool(&["status", "-j", "coder"]));
     assert_eq!((st[0]["up"].as_bool(), st[0]["wantedup"].as_bool()), (Some(true), Some(true)));
     let pid = st[0]["pid"].as_u64().unwrap();
     agree(&sc, "coder", "started");
@@ -294,20 +299,20 @@ fn lifecycle(topology: Topology) {
     assert_eq!(v["desired_state"], "running");
     assert!(v["updated_at"].is_i64(), "integer updated_at: {after_start}");
     assert!(
-        after_start.starts_with("{\"gateway_state\":\"running\",\"pid\":4242,\"platforms\":{\"a\": [1, 2.50]},\"updated_at\":"),
-        "every other key kept, values byte for byte: {after_start}"
+        after_start.starts_with("{\"gateway_state\": \"running\",\"pid\":  4242 ,\"platforms\":{\"a\": [1, 2.50]},\n \"updated_at\": "),
+        "every other byte kept: {after_start}"
     );
     assert!(after_start.ends_with(",\"desired_state\":\"running\"}\n"), "{after_start}");
     assert_eq!(std::fs::metadata(home.join("gateway_state.json")).unwrap().uid(), UID);
 
     ok(&sc.tool(&["restart", "-w", "coder"]), "restart");
-    let st = json(&sc.tool(&["status", "-j", "coder"]));
+    let st = gateways(&sc.tool(&["status", "-j", "coder"]));
     let new_pid = st[0]["pid"].as_u64().unwrap();
     assert_ne!(new_pid, pid, "restart gives a new pid");
     agree(&sc, "coder", "restarted");
 
     ok(&sc.tool(&["stop", "-w", "coder"]), "stop");
-    let st = json(&sc.tool(&["status", "-j", "coder"]));
+    let st = gateways(&sc.tool(&["status", "-j", "coder"]));
     assert_eq!((st[0]["up"].as_bool(), st[0]["wantedup"].as_bool(), st[0]["signal"].as_str()), (Some(false), Some(false), Some("SIGTERM")));
     agree(&sc, "coder", "stopped");
     let marker: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join(".gateway-planned-stop.json")).unwrap()).unwrap();
@@ -318,7 +323,7 @@ fn lifecycle(topology: Topology) {
 
     // Up again, then unregister brings it down and removes everything.
     ok(&sc.tool(&["start", "-w", "coder"]), "start again");
-    let running = json(&sc.tool(&["status", "-j", "coder"]))[0]["pid"].as_u64().unwrap();
+    let running = gateways(&sc.tool(&["status", "-j", "coder"]))[0]["pid"].as_u64().unwrap();
     assert!(alive(running));
     let t = Instant::now();
     ok(&sc.tool(&["unregister", "coder"]), "unregister");
@@ -355,11 +360,11 @@ fn errors_and_their_exit_codes() {
         }
     }
 
-    // An unregistered profile: upstream's message, exit 1, nothing written.
+    // An unregistered profile: upstream's message, exit 2, nothing written.
     let before = tree_snap(&sc.scan());
-    for cmd in ["start", "stop", "restart"] {
+    for cmd in ["start", "stop", "restart", "park", "unpark"] {
         let o = sc.tool(&[cmd, "typo"]);
-        assert_eq!(o.status.code(), Some(1), "{cmd}");
+        assert_eq!(o.status.code(), Some(2), "{cmd}");
         assert_eq!(
             stderr(&o),
             "hermes-slot: fatal: no such gateway 'typo': register it with `hermes profile create typo` first, or pass an existing profile name via `-p <name>`\n"
@@ -374,11 +379,11 @@ fn errors_and_their_exit_codes() {
     // The supervisor is gone (the scanner was torn down): status says so, as s6-svstat does.
     sc.stop_svscan();
     let o = sc.tool(&["status", "coder"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(102), "no supervisor");
     assert_eq!(String::from_utf8_lossy(&o.stdout), "coder: not supervised\n");
     assert!(stderr(&o).contains("s6-supervise not running"), "{}", stderr(&o));
-    assert_eq!(svstat(&[], &sc.slot("coder")).status.code(), Some(1), "s6-svstat agrees");
-    let j = json(&sc.tool(&["status", "-j", "coder"]));
+    assert_eq!(svstat(&[], &sc.slot("coder")).status.code(), Some(1), "s6-svstat says so too (its exit 1)");
+    let j = gateways(&sc.tool(&["status", "-j", "coder"]));
     assert_eq!((j[0]["registered"].as_bool(), j[0]["supervised"].as_bool()), (Some(true), Some(false)));
     let o = sc.tool(&["start", "coder"]);
     assert_eq!(o.status.code(), Some(102), "{}", stderr(&o));
@@ -568,4 +573,223 @@ fn register_refuses_a_slot_past_the_scanners_bound() {
         )
     );
     assert!(!scan.join("gateway-coder").exists(), "nothing published");
+}
+
+/// Replaces a slot script (`run`, `finish`, `log/run`) with `text`.
+fn script(sc: &Scanner, p: &str, f: &str, text: &str) {
+    let d = sc.slot(p);
+    let tmp = d.join(format!("{f}.new"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o755)).unwrap();
+    chown(&tmp, UID, GID);
+    std::fs::rename(&tmp, d.join(f)).unwrap();
+}
+
+/// The exit code, and stdout as the one JSON object it must be.
+fn coded(o: &Output) -> (Option<i32>, serde_json::Value) {
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.matches('\n').count(), 1, "one line on stdout: {text:?} ({})", stderr(o));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text:?}"));
+    assert!(v.is_object(), "{v}");
+    (o.status.code(), v)
+}
+
+/// An error: the exit code, and `{"error": <the fatal message>, "code": <exit code>}`.
+fn json_error(o: &Output, code: i32, what: &str) {
+    let (got, v) = coded(o);
+    assert_eq!(got, Some(code), "{what}: {}", stderr(o));
+    assert_eq!(v["code"].as_i64(), Some(code.into()), "{what}: {v}");
+    let msg = v["error"].as_str().unwrap_or_else(|| panic!("{what}: {v}"));
+    assert!(stderr(o).contains(&format!("hermes-slot: fatal: {msg}")), "{what}: the same message on stderr: {}", stderr(o));
+}
+
+#[test]
+fn every_outcome_has_its_own_exit_code_and_json_error() {
+    if !root_or_skip("every_outcome_has_its_own_exit_code_and_json_error") {
+        return;
+    }
+    let mut sc = Scanner::new("slot-codes");
+    let home = sc.profile_home("coder", None);
+
+    // 0, with a result object.
+    let (code, v) = coded(&sc.tool(&["-j", "register", "-d", "coder"]));
+    assert_eq!(
+        (code, v["profile"].as_str(), v["registered"].as_bool(), v["down"].as_bool()),
+        (Some(0), Some("coder"), Some(true), Some(true))
+    );
+    sc.runnable("coder");
+    let (code, v) = coded(&sc.tool(&["start", "-w", "-j", "coder"]));
+    assert_eq!((code, v["sent"].as_str(), v["recorded"].as_bool()), (Some(0), Some("start"), Some(true)));
+    assert_eq!(coded(&sc.tool(&["-j", "list"])).1, serde_json::json!({"profiles": ["coder"]}));
+    assert_eq!(coded(&sc.tool(&["-j", "port", "coder"])).1, serde_json::json!({"profile": "coder", "port": 9530}));
+    let (code, v) = coded(&sc.tool(&["-j", "status", "coder"]));
+    assert_eq!((code, v["gateways"][0]["up"].as_bool()), (Some(0), Some(true)));
+
+    // 1: already registered.
+    json_error(&sc.tool(&["-j", "register", "coder"]), 1, "already registered");
+    // 2: not registered, for every command that needs a slot.
+    for cmd in ["start", "stop", "restart", "park", "unpark"] {
+        json_error(&sc.tool(&["-j", cmd, "typo"]), 2, cmd);
+    }
+    let (code, v) = coded(&sc.tool(&["-j", "status", "coder", "typo"]));
+    assert_eq!((code, v["code"].as_i64(), v["gateways"][1]["registered"].as_bool()), (Some(2), Some(2), Some(false)));
+    // 2 as well: register -r of a profile without SOUL.md, creating nothing.
+    let names = |d: &Path| -> Vec<_> { std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect() };
+    let before = (tree_snap(&sc.home()), names(&sc.scan()));
+    json_error(&sc.tool(&["-j", "register", "-r", "coder"]), 2, "register -r without SOUL.md");
+    json_error(&sc.tool(&["-j", "register", "-r", "nohome"]), 2, "register -r without a home");
+    assert_eq!(before, (tree_snap(&sc.home()), names(&sc.scan())), "register -r created nothing");
+    // 3: delivered, intent not recorded (the state file is a symlink).
+    std::fs::remove_file(home.join("gateway_state.json")).unwrap();
+    std::os::unix::fs::symlink("/etc/hostname", home.join("gateway_state.json")).unwrap();
+    json_error(&sc.tool(&["-j", "stop", "-w", "coder"]), 3, "not recorded");
+    assert_eq!(gateways(&sc.tool(&["status", "-j", "coder"]))[0]["wantedup"].as_bool(), Some(false), "but delivered");
+    std::fs::remove_file(home.join("gateway_state.json")).unwrap();
+    // 4: the supervisor gave up (finish exits 125): a restart that never
+    // gets its new pid.
+    ok(&sc.tool(&["start", "-w", "coder"]), "up again");
+    script(&sc, "coder", "finish", "#!/bin/sh\nexit 125\n");
+    json_error(&sc.tool(&["-j", "restart", "-w", "coder"]), 4, "gave up");
+    // 99: timed out (a gateway that ignores SIGTERM does not stop in 300 ms).
+    script(&sc, "coder", "run", "#!/bin/sh\ntrap '' TERM\nexec sleep 100000\n");
+    script(&sc, "coder", "finish", "#!/bin/sh\nexit 0\n");
+    ok(&sc.tool(&["start", "-w", "coder"]), "start the stubborn one");
+    json_error(&sc.tool(&["-j", "-t", "300", "stop", "-w", "coder"]), 99, "timed out");
+    assert!(Command::new("s6-svc").args(["-k"]).arg(sc.slot("coder")).status().unwrap().success());
+    // 100: refused input, and wrong usage (JSON even then).
+    json_error(&sc.tool(&["-j", "start", "Bad"]), 100, "bad name");
+    json_error(&sc.tool(&["-j", "frobnicate"]), 100, "unknown command");
+    json_error(&sc.tool(&["list", "x", "-j"]), 100, "too many operands");
+    // 102: no supervisor.
+    sc.stop_svscan();
+    json_error(&sc.tool(&["-j", "start", "coder"]), 102, "no supervisor");
+    let (code, v) = coded(&sc.tool(&["-j", "status", "coder"]));
+    assert_eq!((code, v["code"].as_i64(), v["gateways"][0]["supervised"].as_bool()), (Some(102), Some(102), Some(false)));
+    // 111: a system failure (no s6-svscan to rescan: the slot is withdrawn).
+    json_error(&sc.tool(&["-j", "register", "writer"]), 111, "rescan failed");
+    json_error(&sc.tool(&["-j", "-s", "/nonexistent/scan", "start", "coder"]), 111, "no scan directory");
+}
+
+#[test]
+fn scandir_prints_the_directory_every_command_uses() {
+    let run = |args: &[&str], env: Option<&str>| {
+        let mut c = Command::new(TOOL);
+        c.args(args).env_remove("S6_PROFILE_GATEWAY_SCANDIR");
+        if let Some(e) = env {
+            c.env("S6_PROFILE_GATEWAY_SCANDIR", e);
+        }
+        c.output().unwrap()
+    };
+    assert_eq!(ok(&run(&["-s", "/x/scan", "scandir"], Some("/env")), "flag"), "/x/scan\n");
+    assert_eq!(ok(&run(&["scandir"], Some("/env/scan")), "env"), "/env/scan\n");
+    let default = if Path::new("/run/hermes/service").is_dir() { "/run/hermes/service\n" } else { "/run/service\n" };
+    assert_eq!(ok(&run(&["scandir"], None), "default"), default);
+    assert_eq!(json(&run(&["scandir", "-j"], Some("/e"))), serde_json::json!({"scandir": "/e"}));
+}
+
+#[test]
+fn register_r_registers_a_real_profile_only() {
+    if !root_or_skip("register_r_registers_a_real_profile_only") {
+        return;
+    }
+    let sc = Scanner::new("slot-real");
+    let home = sc.profile_home("coder", None);
+    let o = sc.tool(&["register", "-r", "-d", "coder"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "hermes-slot: fatal: profile 'coder' has no SOUL.md: not registered\n");
+    assert!(!sc.slot("coder").exists());
+    std::fs::write(home.join("SOUL.md"), "soul\n").unwrap();
+    ok(&sc.tool(&["register", "-r", "-d", "coder"]), "register -r with a SOUL.md");
+    assert!(sc.slot("coder").join("down").exists());
+}
+
+#[test]
+fn restart_of_a_down_gateway_starts_it() {
+    if !root_or_skip("restart_of_a_down_gateway_starts_it") {
+        return;
+    }
+    let sc = Scanner::new("slot-restart");
+    let home = sc.profile_home("coder", None);
+    ok(&sc.tool(&["register", "-d", "coder"]), "register");
+    sc.runnable("coder");
+    let (code, v) = coded(&sc.tool(&["-j", "restart", "-w", "coder"]));
+    assert_eq!((code, v["sent"].as_str()), (Some(0), Some("start")), "a restart of a down gateway starts it");
+    let st = gateways(&sc.tool(&["status", "-j", "coder"]));
+    assert_eq!((st[0]["up"].as_bool(), st[0]["wantedup"].as_bool()), (Some(true), Some(true)));
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("gateway_state.json")).unwrap()).unwrap();
+    assert_eq!(v["desired_state"], "running");
+    // Of an up one: a new pid, as before.
+    let pid = st[0]["pid"].as_u64();
+    let (_, v) = coded(&sc.tool(&["-j", "restart", "-w", "coder"]));
+    assert_eq!(v["sent"].as_str(), Some("restart"));
+    assert_ne!(gateways(&sc.tool(&["status", "-j", "coder"]))[0]["pid"].as_u64(), pid);
+}
+
+#[test]
+fn park_survives_a_supervisor_restart_and_unpark_undoes_it() {
+    if !root_or_skip("park_survives_a_supervisor_restart_and_unpark_undoes_it") {
+        return;
+    }
+    let sc = Scanner::new("slot-park");
+    let home = sc.profile_home("coder", None);
+    ok(&sc.tool(&["register", "-d", "coder"]), "register");
+    sc.runnable("coder");
+    ok(&sc.tool(&["start", "-w", "coder"]), "start");
+
+    let (code, v) = coded(&sc.tool(&["-j", "park", "coder"]));
+    assert_eq!((code, v["parked"].as_bool(), v["sent"].as_str()), (Some(0), Some(true), Some("stop")), "{}", v);
+    let st = gateways(&sc.tool(&["status", "-j", "coder"]));
+    assert_eq!((st[0]["up"].as_bool(), st[0]["normallyup"].as_bool()), (Some(false), Some(false)), "down on return, with a down file");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("gateway_state.json")).unwrap()).unwrap();
+    assert_eq!(v["desired_state"], "stopped");
+    assert!(home.join("gateway.parked").is_file());
+
+    // The supervisor exits (s6-svc -x) and a rescan starts a new one: still down.
+    assert!(Command::new("s6-svc").arg("-x").arg(sc.slot("coder")).status().unwrap().success());
+    eventually("the supervisor to exit", || !Command::new("s6-svok").arg(sc.slot("coder")).status().unwrap().success());
+    assert!(Command::new("s6-svscanctl").arg("-a").arg(sc.scan()).status().unwrap().success());
+    eventually("a new supervisor", || {
+        Command::new("s6-svok").arg(sc.slot("coder")).status().unwrap().success() && sc.slot("coder").join("supervise/status").exists()
+    });
+    std::thread::sleep(Duration::from_millis(200)); // a supervisor that starts the service does so at once
+    let st = gateways(&sc.tool(&["status", "-j", "coder"]));
+    assert_eq!((st[0]["up"].as_bool(), st[0]["wantedup"].as_bool()), (Some(false), Some(false)), "parked across the restart: {st}");
+
+    let (code, v) = coded(&sc.tool(&["-j", "unpark", "-w", "coder"]));
+    assert_eq!((code, v["parked"].as_bool()), (Some(0), Some(false)), "{v}");
+    let st = gateways(&sc.tool(&["status", "-j", "coder"]));
+    assert_eq!((st[0]["up"].as_bool(), st[0]["normallyup"].as_bool()), (Some(true), Some(true)));
+    assert!(!home.join("gateway.parked").exists() && !sc.slot("coder").join("down").exists());
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("gateway_state.json")).unwrap()).unwrap();
+    assert_eq!(v["desired_state"], "running");
+}
+
+#[test]
+fn start_w_racing_stop_leaves_the_intent_s6_was_last_given() {
+    if !root_or_skip("slot_start_stop_race") {
+        return;
+    }
+    let sc = Scanner::new("slot-race");
+    let home = sc.profile_home("racer", None);
+    ok(&sc.tool(&["register", "-d", "racer"]), "register");
+    sc.runnable("racer");
+    for round in 0..10 {
+        // A `start -w` and a `stop` at once, in either order: whatever s6
+        // was told last is what the state file says.
+        let (first, second) = if round % 2 == 0 { (["start", "-w"], ["stop", "-w"]) } else { (["stop", "-w"], ["start", "-w"]) };
+        let (a, b) = std::thread::scope(|s| {
+            let a = s.spawn(|| sc.tool(&["-t", "3000", first[0], first[1], "racer"]));
+            let b = s.spawn(|| sc.tool(&["-t", "3000", second[0], second[1], "racer"]));
+            (a.join().unwrap(), b.join().unwrap())
+        });
+        assert_eq!((a.status.code(), b.status.code()), (Some(0), Some(0)), "round {round}: {} / {}", stderr(&a), stderr(&b));
+        let wanted_up = String::from_utf8_lossy(&svstat(&["-o", "wantedup"], &sc.slot("racer")).stdout).trim().to_string();
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(home.join("gateway_state.json")).unwrap()).unwrap();
+        let recorded = v["desired_state"].as_str().unwrap().to_string();
+        assert_eq!(
+            (wanted_up.as_str(), recorded.as_str()),
+            (if recorded == "running" { "true" } else { "false" }, recorded.as_str()),
+            "round {round}"
+        );
+    }
 }

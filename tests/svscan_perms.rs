@@ -101,7 +101,8 @@ impl Layout {
 fn assert_model(d: &Path) {
     assert_eq!(&ids(&d.join("supervise")), &[DIR, 0o710, 0, GID], "{}/supervise", d.display());
     assert_eq!(&ids(&d.join("supervise/control")), &[FIFO, 0o620, 0, GID], "{}/supervise/control", d.display());
-    assert_eq!(&ids(&d.join("event")), &[DIR, 0o3730, 0, GID], "{}/event", d.display());
+    // Never opened to the user: root's s6-supervise follows symlinks there.
+    assert_eq!(&ids(&d.join("event")), &[DIR, 0o3730, 0, 0], "{}/event", d.display());
     // What s6-supervise owns itself is not touched.
     assert_eq!(&ids(&d.join("supervise/status")), &[FILE, 0o644, 0, 0]);
     assert_eq!(&ids(&d.join("supervise/lock")), &[FILE, 0o644, 0, 0]);
@@ -179,7 +180,6 @@ fn verbose_prints_one_line_per_change() {
     let u = l.user_scan();
     let want = [
         format!("create directory {}/event", d.display()),
-        format!("chown {}/event 0:0 -> 0:10000", d.display()),
         format!("chmod {}/event 0700 -> 3730", d.display()),
         format!("chown {}/supervise 0:0 -> 0:10000", d.display()),
         format!("chmod {}/supervise 0700 -> 0710", d.display()),
@@ -213,7 +213,7 @@ fn check_mode_reports_exits_1_before_and_0_after_and_changes_nothing() {
         let sd = l.sd();
         assert!(
             out.contains(&format!(
-                "service {}/app: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events no (event/ 3730 0:0)\n",
+                "service {}/app: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)\n",
                 sd.display()
             )),
             "{out}"
@@ -242,8 +242,15 @@ fn check_mode_reports_exits_1_before_and_0_after_and_changes_nothing() {
         let o = l.run(&["-n", "-t", topo]);
         assert_eq!(o.status.code(), Some(0), "{topo}: {}{}", stdout(&o), stderr(&o));
         assert_eq!(tree_snap(&l.s.join("run")), before);
-        assert!(!stdout(&o).contains(" no"), "{}", stdout(&o));
-        assert!(stdout(&o).contains(&format!("service {}/web: status yes, control yes, events yes\n", l.sd().display())));
+        assert!(!stdout(&o).contains(" no "), "{}", stdout(&o));
+        assert!(
+            stdout(&o).contains(&format!(
+                "service {}/web: status yes, control yes, events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)\n",
+                l.sd().display()
+            )),
+            "{}",
+            stdout(&o)
+        );
     }
     // Isolated, on a scan directory the user may write: a warning, and the
     // answers say so.
@@ -263,7 +270,7 @@ fn check_mode_with_verbose_lists_what_would_change() {
     let err = stderr(&o);
     assert!(err.contains(&format!("info: would chmod {}/app/supervise 0700 -> 0710", l.sd().display())), "{err}");
     assert!(err.contains(&format!("info: would chown {} 0:0 -> 10000:10000", l.scan().display())), "{err}");
-    assert_eq!(err.lines().count(), 10, "{err}");
+    assert_eq!(err.lines().count(), 9, "{err}");
 }
 
 #[test]
@@ -321,7 +328,7 @@ fn an_obstacle_outside_the_model_is_warned_about_not_changed() {
     assert_eq!(
         stderr(&o),
         format!(
-            "hermes-svscan-perms: warning: :10000:10000 still cannot use {}: status no (service directory 0700 0:0), control no (service directory 0700 0:0), events no (service directory 0700 0:0)\n",
+            "hermes-svscan-perms: warning: :10000:10000 still cannot use {}: status no (service directory 0700 0:0), control no (service directory 0700 0:0), events not granted (service directory 0700 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)\n",
             d.display()
         )
     );
@@ -852,4 +859,48 @@ fn entries_s6_svscan_cannot_stat_are_warned_about() {
         assert_eq!(o.status.code(), Some(if args.is_empty() { 0 } else { 1 }), "{args:?}");
     }
     assert!(std::fs::symlink_metadata(l.scan().join("gone")).is_ok(), "left to the user");
+}
+
+#[test]
+fn an_event_dir_an_earlier_run_opened_is_closed_and_emptied_of_what_the_user_planted() {
+    if !root_or_skip("event_repair") {
+        return;
+    }
+    let l = Layout::new("perms-event-repair", &["app"], &[]);
+    let d = l.sd().join("app");
+    let ev = d.join("event");
+    // What the old `-E` grant left: the user's group may create entries.
+    chown(&ev, 0, GID);
+    mode(&ev, 0o3730);
+    let canary = l.s.join("canary");
+    std::fs::write(&canary, "canary\n").unwrap();
+    let name = |c: char| format!("ftrig1:@{}", c.to_string().repeat(31));
+    let plant = format!(
+        "ln -s {c} {e}/{a} && ln -s {c} {e}/.x && mkdir {e}/{b} && mkfifo -m 0622 {e}/{f}",
+        c = canary.display(),
+        e = ev.display(),
+        a = name('a'),
+        b = name('b'),
+        f = name('f')
+    );
+    let o = run_as(UID, GID, "sh", &["-c", &plant]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The doctor names the risk and exits 1; nothing changes.
+    let o = l.run(&["-n"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stdout(&o).contains(&format!("service {}: status no", d.display())), "{}", stdout(&o));
+    assert!(stdout(&o).contains("events RISK (the user may create entries in event/"), "{}", stdout(&o));
+    assert_eq!(&ids(&ev), &[DIR, 0o3730, 0, GID]);
+    let o = l.run(&["-v"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("info: chown {} 0:{GID} -> 0:0", ev.display())), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&format!("info: remove {}/{}", ev.display(), name('a'))), "{}", stderr(&o));
+    assert_eq!(&ids(&ev), &[DIR, 0o3730, 0, 0], "back to s6-supervise's own");
+    let mut left: Vec<String> = std::fs::read_dir(&ev).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    left.sort();
+    assert_eq!(left, [name('f')], "only the single-link FIFO (a subscriber) is kept");
+    assert_eq!(std::fs::read_to_string(&canary).unwrap(), "canary\n");
+    // The user cannot plant anything any more.
+    let again = format!("ln -s {} {}/{}", canary.display(), ev.display(), name('c'));
+    assert!(!run_as(UID, GID, "sh", &["-c", &again]).status.success());
 }

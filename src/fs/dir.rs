@@ -92,6 +92,23 @@ fn mount_of(fd: BorrowedFd<'_>, path: &Path) -> Result<u64> {
     fstat(fd).map(|st| st.st_dev).map_err(|e| Error::sys("stat", path, e))
 }
 
+/// What tells one version of a file from another: its inode, size and
+/// modification time. A rename changes none of them (it moves ctime), so a
+/// file moved by an exchange is still recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+}
+
+impl Version {
+    fn from(st: &FileStat) -> Version {
+        Version { dev: st.st_dev, ino: st.st_ino, size: st.st_size as u64, mtime: (st.st_mtime, st.st_mtime_nsec) }
+    }
+}
+
 /// An open directory, named by the path it was reached through (for messages only).
 #[derive(Debug)]
 pub struct Dir {
@@ -212,6 +229,16 @@ impl Dir {
     /// The mount this directory is on (see [`mount_of`]).
     pub fn mount_id(&self) -> Result<u64> {
         mount_of(self.fd.as_fd(), &self.path)
+    }
+
+    /// The [`Version`] of the entry `name` (not followed); `None` when absent.
+    pub fn version_at(&self, name: &OsStr) -> Result<Option<Version>> {
+        let c = component(name)?;
+        match fstatat(&self.fd, c.as_c_str(), AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(Version::from(&st))),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(Error::sys("stat", self.child_path(name), e)),
+        }
     }
 
     /// `fstatat(dirfd, name, AT_SYMLINK_NOFOLLOW)`; `None` when absent.
@@ -356,6 +383,11 @@ impl Dir {
         // Each retry means another process removed the file meanwhile.
         for _ in 0..100 {
             let (fd, st) = self.create_regular(name, OFlag::O_RDONLY, 0o644, "lock")?;
+            // A second name could be a file of root's linked in by the user:
+            // never lock (or later unlink a name of) someone else's file.
+            if st.nlink > 1 {
+                return Err(Error::refused("lock", self.child_path(name), format!("has {} hard links", st.nlink)));
+            }
             loop {
                 // SAFETY: flock on an fd we own.
                 match Errno::result(unsafe { libc::flock(fd.as_raw_fd(), op) }) {
@@ -405,10 +437,23 @@ impl Dir {
     /// symlink, never blocks on a FIFO, refused unless it is a regular file
     /// with one link and at most `cap` bytes. `Ok(None)` when absent.
     pub fn read_file(&self, name: &OsStr, cap: u64) -> Result<Option<Vec<u8>>> {
+        match self.read_file_stat(name, cap)? {
+            Some((_, st, _)) if st.nlink == 0 => Err(Error::refused("read", self.child_path(name), "has 0 hard links")),
+            other => Ok(other.map(|(data, _, _)| data)),
+        }
+    }
+
+    /// [`Dir::read_file`], with the stat and the version of the inode read
+    /// (as opened); a file with 0 links (replaced by a rename between our
+    /// open and our fstat) is returned too, for the caller to read again.
+    pub fn read_file_stat(&self, name: &OsStr, cap: u64) -> Result<Option<(Vec<u8>, Stat, Version)>> {
         // Built only for a message: no allocation on success.
         let path = || self.child_path(name);
-        let Some((fd, st)) = self.open_regular(name, OFlag::O_RDONLY, 0, "read")? else { return Ok(None) };
-        if st.nlink != 1 {
+        let Some((fd, raw)) = self.open_regular_raw(name, OFlag::O_RDONLY, 0, "read")? else { return Ok(None) };
+        // The version as opened: a file changed in place while we read is
+        // then seen as changed by whoever compares versions later.
+        let (st, version) = (Stat::from(raw), Version::from(&raw));
+        if st.nlink > 1 {
             return Err(Error::refused("read", path(), format!("has {} hard links", st.nlink)));
         }
         if st.size > cap {
@@ -442,7 +487,7 @@ impl Dir {
             return Err(Error::refused("read", path(), format!("larger than {cap} bytes")));
         }
         data.truncate(len);
-        Ok(Some(data))
+        Ok(Some((data, st, version)))
     }
 
     /// Creates the regular file `name` (it must not exist) for content
@@ -581,12 +626,55 @@ impl Dir {
         Ok(st)
     }
 
+    /// [`Dir::append_file`] for `owner` (uid, gid), when root writes in
+    /// the user's directory: a file we create is given to `owner` through
+    /// the fd we made it with; an existing one must already be `owner`'s
+    /// (a root-owned file renamed in by the user is never appended to).
+    /// Nothing is done by name, so a name swapped meanwhile changes nothing.
+    pub fn append_file_for(&self, name: &OsStr, mode: u32, data: &[u8], owner: Option<(u32, u32)>) -> Result<Stat> {
+        // Built only for a message: no allocation on success.
+        let path = || self.child_path(name);
+        let Some((uid, gid)) = owner else { return self.append_file(name, mode, data) };
+        let append = OFlag::O_WRONLY | OFlag::O_APPEND;
+        // Each retry means the name came and went between two opens.
+        for _ in 0..100 {
+            let (fd, st, created) = match self.open_regular(name, append | OFlag::O_CREAT | OFlag::O_EXCL, mode, "append to") {
+                Ok(Some((fd, st))) => (fd, st, true),
+                Err(e) if e.errno() == Some(Errno::EEXIST) => match self.open_regular(name, append, 0, "append to")? {
+                    Some((fd, st)) => (fd, st, false),
+                    None => continue,
+                },
+                Err(e) => return Err(e),
+                Ok(None) => continue,
+            };
+            if st.nlink != 1 {
+                return Err(Error::refused("append to", path(), format!("has {} hard links", st.nlink)));
+            }
+            if !created && st.uid != uid {
+                return Err(Error::refused("append to", path(), format!("owned by uid {}, expected {uid}", st.uid)));
+            }
+            let mut file = std::fs::File::from(fd);
+            file.write_all(data).map_err(|e| Error::sys("write", path(), io_errno(&e)))?;
+            if created && (st.uid, st.gid) != (uid, gid) {
+                nix::unistd::fchown(&file, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
+                    .map_err(|e| Error::sys("chown", path(), e))?;
+            }
+            return Ok(st);
+        }
+        Err(Error::refused("append to", path(), "keeps being replaced"))
+    }
+
     /// Opens the entry `name` as a regular file, `flags` added to
     /// `O_NOFOLLOW`, `O_NONBLOCK`, `O_NOCTTY` and `O_CLOEXEC` (`mode` for
     /// `O_CREAT`): never through a symlink, never blocking on a FIFO;
     /// anything but a regular file is refused, `op` saying what was
     /// attempted. `Ok(None)` when absent.
     fn open_regular(&self, name: &OsStr, flags: OFlag, mode: u32, op: &'static str) -> Result<Option<(OwnedFd, Stat)>> {
+        Ok(self.open_regular_raw(name, flags, mode, op)?.map(|(fd, st)| (fd, Stat::from(st))))
+    }
+
+    /// [`Dir::open_regular`], with the whole `struct stat`.
+    fn open_regular_raw(&self, name: &OsStr, flags: OFlag, mode: u32, op: &'static str) -> Result<Option<(OwnedFd, FileStat)>> {
         let c = component(name)?;
         let flags = flags | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
         let fd = match openat(&self.fd, c.as_c_str(), flags, Mode::from_bits_truncate(mode)) {
@@ -595,11 +683,12 @@ impl Dir {
             Err(Errno::ELOOP) => return Err(Error::refused(op, self.child_path(name), "is a symlink")),
             Err(e) => return Err(Error::sys("open", self.child_path(name), e)),
         };
-        let st = fstat(&fd).map(Stat::from).map_err(|e| Error::sys("stat", self.child_path(name), e))?;
-        if st.kind != Kind::File {
-            return Err(Error::refused(op, self.child_path(name), format!("{}, expected a regular file", describe(st.kind))));
+        let raw = fstat(&fd).map_err(|e| Error::sys("stat", self.child_path(name), e))?;
+        let kind = Stat::from(raw).kind;
+        if kind != Kind::File {
+            return Err(Error::refused(op, self.child_path(name), format!("{}, expected a regular file", describe(kind))));
         }
-        Ok(Some((fd, st)))
+        Ok(Some((fd, raw)))
     }
 
     /// [`Dir::open_regular`] with `O_CREAT`: the file exists afterwards.

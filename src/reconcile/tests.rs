@@ -46,7 +46,8 @@ impl Tree {
             scandir: self.scan(),
             run_as: RunAs::new("hermes").unwrap(),
             owner: Owner::Caller { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() },
-            multiplex: false,
+            policy: Policy::PerProfile,
+            multiplex_env: None,
             no_supervise: false,
             command: Command::Other,
             dry_run: false,
@@ -121,7 +122,7 @@ fn the_intent_table_decides_started_or_registered_with_a_down_file() {
     assert_eq!(warnings.len(), 2, "{warnings:#?}");
     assert!(
         warnings[0]
-            .ends_with("j-corrupt/gateway_state.json: not valid JSON (syntax error at line 1, column 2); treating as no prior state")
+            .ends_with("j-corrupt/gateway_state.json: not valid JSON (Expecting property name enclosed in double quotes at line 1, column 2); treating as no prior state")
     );
     assert!(warnings[1].ends_with("l-non-object/gateway_state.json: not a JSON object (an array); treating as no prior state"));
 }
@@ -132,11 +133,11 @@ fn multiplex_keeps_named_slots_down_but_not_the_root() {
     t.root_state(r#"{"gateway_state": "running"}"#);
     t.profile("coder", Some(r#"{"gateway_state": "running"}"#));
     let mut cfg = t.cfg();
-    cfg.multiplex = true;
+    cfg.multiplex_env = Some(true);
     let (out, _) = reconcile(&cfg);
     assert_eq!(summary(&out), [("default".into(), s("running"), "started"), ("coder".into(), s("running"), "registered")]);
     assert!(t.slot("coder").join("down").exists() && !t.slot("default").join("down").exists());
-    cfg.multiplex = false;
+    cfg.multiplex_env = Some(false);
     let (out, _) = reconcile(&cfg);
     assert_eq!(summary(&out)[1], ("coder".into(), s("running"), "started"));
     assert!(!t.slot("coder").join("down").exists(), "the slot was replaced without its down file");
@@ -339,9 +340,9 @@ fn report_lines_and_json() {
     assert_eq!(
         json,
         serde_json::json!([
-            {"profile": "default", "prior_state": "running", "action": "started"},
-            {"profile": "coder", "prior_state": "x y\nreconcile: forged", "action": "registered"},
-            {"profile": "plain", "prior_state": null, "action": "registered"},
+            {"profile": "default", "prior_state": "running", "action": "started", "prior_exit": "unknown", "folded_into_root": false},
+            {"profile": "coder", "prior_state": "x y\nreconcile: forged", "action": "registered", "prior_exit": "unknown", "folded_into_root": false},
+            {"profile": "plain", "prior_state": null, "action": "registered", "prior_exit": "unknown", "folded_into_root": false},
         ])
     );
     assert!(!report_json(&out.entries).contains('\n'), "one line");
@@ -477,4 +478,220 @@ fn a_setgid_scan_directory_still_gives_the_exact_modes() {
         assert_eq!(mode(p), m, "{p}");
     }
     assert_eq!((mode("supervise/control"), mode("run"), mode("down")), (0o660, 0o755, 0o644));
+}
+
+/// (profile, action, folded) per entry.
+fn folds(out: &Outcome) -> Vec<(String, &'static str, bool)> {
+    out.entries.iter().map(|e| (e.profile.to_string(), e.action.as_str(), e.folded_into_root)).collect()
+}
+
+impl Tree {
+    fn config(&self, profile: Option<&str>, text: &str) {
+        let dir = match profile {
+            Some(p) => self.home().join("profiles").join(p),
+            None => self.home(),
+        };
+        std::fs::write(dir.join("config.yaml"), text).unwrap();
+    }
+    fn multiplex(&self) -> Config {
+        Config { policy: Policy::Multiplex, ..self.cfg() }
+    }
+}
+
+const RUNNING: &str = r#"{"desired_state": "running"}"#;
+
+#[test]
+fn multiplex_root_running_and_coder_running() {
+    let t = Tree::new("mx-both");
+    t.root_state(RUNNING);
+    t.profile("coder", Some(RUNNING));
+    let (out, warnings) = reconcile(&t.multiplex());
+    assert_eq!(folds(&out), [("default".into(), "started", false), ("coder".into(), "registered", true)]);
+    assert!(t.slot("coder").join("down").exists() && !t.slot("default").join("down").exists());
+    assert_eq!(out.notice().as_deref(), Some(boot_policy::notice(&["coder"]).as_str()));
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let log = t.boot_log();
+    assert!(log.contains("profile=default prior_state=running action=started prior_exit=unknown folded_into_root=False\n"), "{log}");
+    assert!(log.contains("profile=coder prior_state=running action=registered prior_exit=unknown folded_into_root=True\n"), "{log}");
+}
+
+#[test]
+fn multiplex_no_root_state_and_coder_running_starts_the_root() {
+    let t = Tree::new("mx-noroot");
+    t.profile("coder", Some(RUNNING));
+    t.profile("idle", Some(r#"{"desired_state": "stopped"}"#));
+    let (out, _) = reconcile(&t.multiplex());
+    assert_eq!(
+        folds(&out),
+        [("default".into(), "started", false), ("coder".into(), "registered", true), ("idle".into(), "registered", false)]
+    );
+    assert!(!t.slot("default").join("down").exists());
+    assert!(out.notice().unwrap().contains("gateway(s) coder asked"));
+}
+
+#[test]
+fn multiplex_standalone_keeps_its_own_gateway() {
+    let t = Tree::new("mx-solo");
+    t.root_state(r#"{"desired_state": "stopped"}"#);
+    t.profile("solo", Some(RUNNING));
+    t.config(Some("solo"), "gateway:\n  standalone: true\n");
+    t.profile("coder", Some(RUNNING));
+    t.profile("quiet", Some(r#"{"desired_state": "stopped"}"#));
+    t.config(Some("quiet"), "gateway: {standalone: true}\n");
+    let (out, _) = reconcile(&t.multiplex());
+    assert_eq!(
+        folds(&out),
+        [
+            ("default".into(), "started", false),
+            ("coder".into(), "registered", true),
+            ("quiet".into(), "registered", false),
+            ("solo".into(), "started", false)
+        ]
+    );
+    assert!(!t.slot("solo").join("down").exists() && t.slot("coder").join("down").exists());
+    assert_eq!(out.notice().unwrap(), boot_policy::notice(&["coder"]));
+}
+
+#[test]
+fn multiplex_nothing_running_starts_nothing_and_says_nothing() {
+    let t = Tree::new("mx-none");
+    t.profile("coder", None);
+    let (out, _) = reconcile(&t.multiplex());
+    assert_eq!(folds(&out), [("default".into(), "registered", false), ("coder".into(), "registered", false)]);
+    assert_eq!(out.notice(), None);
+}
+
+#[test]
+fn multiplex_never_starts_a_parked_root() {
+    let t = Tree::new("mx-parked");
+    t.root_state(r#"{"desired_state": "stopped"}"#);
+    std::fs::write(t.home().join(crate::park::MARKER), "x").unwrap();
+    t.profile("coder", Some(RUNNING));
+    let (out, warnings) = reconcile(&t.multiplex());
+    assert_eq!(folds(&out), [("default".into(), "registered", false), ("coder".into(), "registered", true)]);
+    assert_eq!(out.notice(), None, "the root was not started: no notice");
+    assert!(warnings.iter().any(|w| w.contains("the root profile is parked")), "{warnings:?}");
+    // A marker whose intent was set to running since is stale.
+    t.root_state(RUNNING);
+    let (out, _) = reconcile(&t.multiplex());
+    assert_eq!(folds(&out)[0], ("default".into(), "started", false));
+}
+
+#[test]
+fn per_profile_keeps_todays_log_lines() {
+    let t = Tree::new("pp-log");
+    t.profile("coder", Some(RUNNING));
+    let (out, _) = reconcile(&t.cfg());
+    assert_eq!(folds(&out), [("default".into(), "registered", false), ("coder".into(), "started", false)]);
+    assert!(!t.boot_log().contains("folded_into_root"), "{}", t.boot_log());
+    assert_eq!(out.notice(), None);
+}
+
+#[test]
+fn per_profile_reads_multiplex_profiles_from_config_yaml() {
+    let t = Tree::new("pp-config");
+    t.profile("coder", Some(RUNNING));
+    let coder = |cfg: &Config| reconcile(cfg).0.entries[1].action;
+    // config true, no env: named slots stay down.
+    t.config(None, "multiplex_profiles: true\n");
+    assert_eq!(coder(&t.cfg()), Action::Registered);
+    // Under gateway: too.
+    t.config(None, "gateway:\n  multiplex_profiles: true\n");
+    assert_eq!(coder(&t.cfg()), Action::Registered);
+    // env false overrides config true.
+    assert_eq!(coder(&Config { multiplex_env: boot_policy::env_bool(Some("false")), ..t.cfg() }), Action::Started);
+    // env maybe (not a boolean word) falls back to config true.
+    assert_eq!(coder(&Config { multiplex_env: boot_policy::env_bool(Some("maybe")), ..t.cfg() }), Action::Registered);
+    assert_eq!(coder(&Config { multiplex_env: boot_policy::env_bool(Some("")), ..t.cfg() }), Action::Registered);
+    // env true overrides config false.
+    t.config(None, "multiplex_profiles: false\n");
+    assert_eq!(coder(&Config { multiplex_env: Some(true), ..t.cfg() }), Action::Registered);
+    assert_eq!(coder(&t.cfg()), Action::Started);
+}
+
+#[test]
+fn a_bad_config_yaml_is_a_warning_and_counts_as_absent() {
+    use std::os::unix::fs::symlink;
+    let t = Tree::new("bad-config");
+    t.profile("coder", Some(RUNNING));
+    let target = t.root.join("real.yaml");
+    std::fs::write(&target, "multiplex_profiles: true\n").unwrap();
+    let config = t.home().join("config.yaml");
+    type Make<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Make)> = vec![
+        ("invalid", Box::new(|| std::fs::write(&config, "multiplex_profiles: [true\n").unwrap())),
+        ("symlink", Box::new(|| symlink(&target, &config).unwrap())),
+        ("fifo", Box::new(|| nix::unistd::mkfifo(&config, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap())),
+        ("huge", Box::new(|| std::fs::write(&config, format!("multiplex_profiles: true\n#{}\n", "x".repeat(2 << 20))).unwrap())),
+    ];
+    for (what, make) in cases {
+        let _ = std::fs::remove_file(&config);
+        make();
+        let (out, warnings) = reconcile(&t.cfg());
+        assert_eq!(out.entries[1].action, Action::Started, "{what}: counts as absent");
+        assert_eq!(warnings.len(), 1, "{what}: {warnings:?}");
+        assert!(warnings[0].contains("config.yaml") && warnings[0].ends_with("treating it as absent"), "{what}: {warnings:?}");
+    }
+    // The same for a named profile's own config.yaml under the multiplex rule.
+    let _ = std::fs::remove_file(&config);
+    let own = t.home().join("profiles/coder/config.yaml");
+    symlink(t.root.join("solo.yaml"), &own).unwrap();
+    std::fs::write(t.root.join("solo.yaml"), "gateway: {standalone: true}\n").unwrap();
+    let (out, warnings) = reconcile(&t.multiplex());
+    assert_eq!(folds(&out)[1], ("coder".into(), "registered", true), "not standalone: the symlink was not followed");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+}
+
+#[test]
+fn the_json_report_carries_prior_exit_and_folded_into_root() {
+    let t = Tree::new("mx-json");
+    t.profile("coder", Some(RUNNING));
+    let (out, _) = reconcile(&t.multiplex());
+    let json: serde_json::Value = serde_json::from_str(&report_json(&out.entries)).unwrap();
+    assert_eq!(json[0]["folded_into_root"], false);
+    assert_eq!(json[1]["folded_into_root"], true);
+    assert_eq!(json[1]["prior_exit"], "unknown");
+}
+
+#[test]
+fn undotted_staging_directories_are_removed_with_a_warning() {
+    let t = Tree::new("undotted");
+    std::fs::create_dir_all(t.scan().join("gateway-coder.tmp/supervise")).unwrap();
+    std::fs::write(t.scan().join("gateway-coder.tmp/run"), "#!/bin/sh\n").unwrap();
+    // Not ours: other names, and files.
+    std::fs::create_dir_all(t.scan().join("gateway-Bad.tmp")).unwrap();
+    std::fs::write(t.scan().join("gateway-x.tmp"), "").unwrap();
+    std::fs::create_dir_all(t.scan().join("other.tmp")).unwrap();
+    let (_, warnings) = reconcile(&t.cfg());
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("removed ") && warnings[0].contains("gateway-coder.tmp: a stale staging directory"), "{warnings:?}");
+    assert_eq!(t.scan_names(), ["gateway-Bad.tmp", "gateway-default", "gateway-x.tmp", "other.tmp"]);
+}
+
+#[test]
+fn stale_state_staging_files_of_dead_writers_are_swept() {
+    let t = Tree::new("stale-tmp");
+    let coder = t.profile("coder", Some(r#"{"gateway_state": "running"}"#));
+    // Above any pid_max (2^22): that writer is gone. Ours is alive.
+    let dead = ".gateway_state.json.999999999.tmp";
+    let live = format!(".gateway_state.json.{}.tmp", std::process::id());
+    for home in [t.home(), coder.clone()] {
+        for name in [dead, &live, ".gateway_state.json.migrating", ".gateway_state.json.x.tmp"] {
+            std::fs::write(home.join(name), "{").unwrap();
+        }
+    }
+    let (out, warnings) = reconcile(&t.cfg());
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(out.system_failures, 0);
+    for home in [t.home(), coder] {
+        assert!(!home.join(dead).exists() && !home.join(".gateway_state.json.migrating").exists(), "{}", home.display());
+        assert!(home.join(&live).exists() && home.join(".gateway_state.json.x.tmp").exists(), "{}", home.display());
+    }
+    // A dry run removes nothing.
+    let home = t.home();
+    std::fs::write(home.join(dead), "{").unwrap();
+    let mut cfg = t.cfg();
+    cfg.dry_run = true;
+    reconcile(&cfg);
+    assert!(home.join(dead).exists());
 }

@@ -40,6 +40,12 @@ fn send(dir: &Dir, sub: &str, cmds: &[u8]) -> Result<Sent> {
         Err(Errno::ENXIO) => return Ok(Sent::NotListening),
         Err(e) => return Err(Error::sys("open", &path, e)),
     };
+    // The name may have been swapped since the check (a hard link to a
+    // root file, when root runs this): write only into a FIFO.
+    let st = nix::sys::stat::fstat(&fd).map_err(|e| Error::sys("stat", &path, e))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
+        return Err(Error::refused("control", &path, "changed into something other than a FIFO"));
+    }
     match nix::unistd::write(&fd, cmds) {
         Ok(n) if n == cmds.len() => Ok(Sent::Delivered),
         Ok(_) => Err(Error::sys("write to", &path, Errno::EAGAIN)),

@@ -20,6 +20,11 @@
 //!   (its files, and so the lock, are released before that). The holder
 //!   is checked again once the pidfd is open, so neither an exit nor a
 //!   recycled pid in between is missed.
+//! * [`Watch`]: a subscription where the caller may create entries in
+//!   the service's `event/`; otherwise (the `event/` of a root-supervised
+//!   service, which the user must never write: DESIGN §2) polling of the
+//!   status files on a [`Backoff`] schedule (1 ms, doubling, at most
+//!   [`Backoff::MAX_MS`]).
 //! * [`wait`]: one `poll` over any of those, bounded by a [`Deadline`].
 //!
 //! Verified against Debian's s6 2.11.3.2: a subscriber made this way
@@ -109,17 +114,107 @@ impl Deadline {
 /// `poll(fds, POLLIN)` until one is readable (`Ok(true)`) or the deadline
 /// passes (`Ok(false)`). An interrupted poll counts as a wake-up.
 pub fn wait(fds: &[BorrowedFd<'_>], deadline: &Deadline) -> Result<bool> {
+    wait_at_most(fds, deadline, None)
+}
+
+/// [`wait`], also waking (`Ok(true)`) after `cap_ms` when given.
+fn wait_at_most(fds: &[BorrowedFd<'_>], deadline: &Deadline, cap_ms: Option<u64>) -> Result<bool> {
     if deadline.passed() {
         return Ok(false);
     }
     let mut set: Vec<libc::pollfd> = fds.iter().map(|fd| libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 }).collect();
+    let left = deadline.poll_ms();
+    let timeout = match cap_ms {
+        Some(cap) if left < 0 || cap < left as u64 => cap as libc::c_int,
+        _ => left,
+    };
     // SAFETY: `set` is a valid array of `set.len()` pollfd structures.
-    let r = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, deadline.poll_ms()) };
+    let r = unsafe { libc::poll(set.as_mut_ptr(), set.len() as libc::nfds_t, timeout) };
     match Errno::result(r) {
-        Ok(0) => Ok(false),
+        Ok(0) => Ok(!deadline.passed() && cap_ms.is_some()),
         Ok(_) | Err(Errno::EINTR) => Ok(true),
         Err(e) => Err(Error::sys("poll", "event sources", e)),
     }
+}
+
+/// How a wait on one service is woken up.
+#[derive(Debug)]
+pub enum Watch {
+    /// By its events.
+    Events(Subscription),
+    /// By a timer: the caller may not create entries in its `event/` (the
+    /// root supervisor's, never opened to the user), so the status files
+    /// are read again on a [`Backoff`] schedule.
+    Poll,
+}
+
+impl Watch {
+    /// Subscribes to `svc`'s events where the caller may; polls where
+    /// `event/` refuses it a new entry.
+    pub fn new(svc: &Dir) -> Result<Watch> {
+        match Subscription::new(svc) {
+            Ok(sub) => Ok(Watch::Events(sub)),
+            Err(e) if matches!(e.errno(), Some(Errno::EACCES | Errno::EPERM | Errno::EROFS)) => Ok(Watch::Poll),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Whether this watch polls.
+    pub fn polls(&self) -> bool {
+        matches!(self, Watch::Poll)
+    }
+
+    /// Appends the events received so far to `into` (none when polling).
+    pub fn read_events(&self, into: &mut Vec<u8>) -> Result<()> {
+        match self {
+            Watch::Events(sub) => sub.read_events(into),
+            Watch::Poll => Ok(()),
+        }
+    }
+}
+
+/// The polling schedule: the first poll after 1 ms, each next one after
+/// twice as long, never more than [`Backoff::MAX_MS`] apart (a state
+/// change is seen at most that late).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next_ms: u64,
+}
+
+impl Backoff {
+    /// The longest interval between two polls.
+    pub const MAX_MS: u64 = 100;
+
+    pub fn new() -> Backoff {
+        Backoff { next_ms: 1 }
+    }
+
+    fn step(&mut self) -> u64 {
+        let now = self.next_ms;
+        self.next_ms = (now * 2).min(Backoff::MAX_MS);
+        now
+    }
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff::new()
+    }
+}
+
+/// Waits until one of `watches` has an event or, when one of them polls,
+/// until its next poll is due (`Ok(true)`: read the state again), or the
+/// deadline passes (`Ok(false)`).
+pub fn wait_watches(watches: &[&Watch], backoff: &mut Backoff, deadline: &Deadline) -> Result<bool> {
+    let fds: Vec<BorrowedFd<'_>> = watches
+        .iter()
+        .filter_map(|w| match w {
+            Watch::Events(sub) => Some(sub.fd()),
+            Watch::Poll => None,
+        })
+        .collect();
+    let cap = watches.iter().any(|w| w.polls()).then(|| backoff.step());
+    wait_at_most(&fds, deadline, cap)
 }
 
 /// A subscription to a service's events: a FIFO of ours in its `event/`,
@@ -199,6 +294,12 @@ fn open_pair(dir: &Dir, name: &OsStr) -> Result<(OwnedFd, OwnedFd)> {
     let st = fstat(&read).map_err(|e| Error::sys("stat", path(), e))?;
     if st.st_mode & libc::S_IFMT != libc::S_IFIFO {
         return Err(Error::refused("subscribe to", path(), "not a FIFO"));
+    }
+    // Ours, just made: anything else was swapped in (by whoever else may
+    // write `event/`; a hard link to someone's FIFO) and is not chmodded.
+    #[allow(clippy::unnecessary_cast)]
+    if st.st_uid != nix::unistd::geteuid().as_raw() || st.st_nlink as u64 != 1 {
+        return Err(Error::refused("subscribe to", path(), "changed while subscribing"));
     }
     // Exact, whatever the umask.
     nix::sys::stat::fchmod(&read, Mode::from_bits_truncate(FIFO_MODE)).map_err(|e| Error::sys("chmod", path(), e))?;
@@ -311,6 +412,23 @@ mod tests {
         assert_eq!(a.as_bytes()[32], b':');
         assert!(!a.contains('/'));
         assert_ne!(a, b);
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_bound() {
+        let mut b = Backoff::new();
+        let steps: Vec<u64> = (0..10).map(|_| b.step()).collect();
+        assert_eq!(steps, [1, 2, 4, 8, 16, 32, 64, 100, 100, 100]);
+        // Polling wakes at each step, and not past the deadline.
+        let d = Deadline::after_ms(30);
+        let mut b = Backoff::new();
+        let mut wakes = 0;
+        while wait_watches(&[&Watch::Poll], &mut b, &d).unwrap() {
+            wakes += 1;
+        }
+        // (1 + 2 + 4 + 8 ms fit in 30; how many happen depends on the load.)
+        assert!((1..=5).contains(&wakes), "{wakes}");
+        assert!(d.passed(), "returns false only once the deadline has passed");
     }
 
     #[test]

@@ -102,10 +102,9 @@ mod tests {
     #[test]
     fn the_users_scanner_runs_with_this_bound() {
         let run = include_str!("../../s6-rc.d/profile-gateways/run");
-        for want in [
-            format!("/command/s6-svscan $bound {USER_SCANNER_MAX} -d 3 /run/hermes/service"),
-            "{ /bin/echo -c } /bin/echo -C".to_string(),
-        ] {
+        for want in
+            [format!("/command/s6-svscan $bound {USER_SCANNER_MAX} -d 3 /run/hermes/service"), "{ /bin/echo -c } /bin/echo -C".to_string()]
+        {
             assert!(run.contains(&want), "profile-gateways/run lacks {want:?}");
         }
     }

@@ -6,6 +6,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use crate::boot_policy::{self, Policy};
 use crate::cli::{self, Arg};
 use crate::container::{self, Command};
 use crate::layout;
@@ -69,6 +70,16 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(cli::Parsed::Help) => return msg::help(USAGE),
         Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
     };
+    // An unknown rule is the image's mistake, not the user's: refuse it
+    // before anything is touched, rather than guess which gateways start.
+    let policy_var = std::env::var_os(boot_policy::VAR);
+    let policy = match Policy::from_env_value(policy_var.as_deref().map(|v| v.to_str().unwrap_or("\u{fffd}"))) {
+        Ok(p) => p,
+        Err(e) => {
+            let shown = msg::printable(&policy_var.unwrap_or_default().to_string_lossy()).into_owned();
+            return msg::fatal(PROG, exit::USAGE, format_args!("unable to use {}={shown}: {e}", boot_policy::VAR));
+        }
+    };
     // Every file and directory is created with an explicit mode: with no
     // umask the modes come out exact, with no chmod afterwards.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
@@ -99,7 +110,8 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         scandir: layout::gateway_scandir(args.scandir),
         run_as,
         owner,
-        multiplex: flag(std::env::var_os("GATEWAY_MULTIPLEX_PROFILES").as_deref(), &["1", "true", "yes", "on"]),
+        policy,
+        multiplex_env: boot_policy::env_bool(std::env::var_os("GATEWAY_MULTIPLEX_PROFILES").as_deref().and_then(OsStr::to_str)),
         no_supervise: flag(std::env::var_os("HERMES_GATEWAY_NO_SUPERVISE").as_deref(), &["1", "true", "yes"]),
         command,
         dry_run: args.dry_run,
@@ -110,6 +122,15 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Err(e) => return msg::fatal(PROG, exit::SYSTEM, e),
     };
     let mut out = String::new();
+    if let Some(notice) = outcome.notice() {
+        // On stdout before the per-slot lines; with -j, stdout is JSON only.
+        if args.json {
+            msg::line(&notice);
+        } else {
+            out.push_str(&notice);
+            out.push('\n');
+        }
+    }
     if args.json {
         out.push_str(&reconcile::report_json(&outcome.entries));
         out.push('\n');
@@ -122,6 +143,14 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let code = print(out.as_bytes());
     if outcome.scandir_unwritable {
         msg::warn(PROG, format_args!("the scan directory {} could not be written", msg::printable(&cfg.scandir.to_string_lossy())));
+    }
+    if outcome.system_failures > 0 {
+        // Each failed slot had its warning line; the rest were built.
+        let n = outcome.system_failures;
+        let of = n + outcome.entries.len();
+        return msg::fatal(PROG, exit::SYSTEM, format_args!("unable to build {n} of {of} slots (see the warnings above)"));
+    }
+    if outcome.scandir_unwritable {
         return ExitCode::from(exit::SYSTEM);
     }
     code

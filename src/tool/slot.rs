@@ -1,11 +1,15 @@
 //! hermes-slot: a profile gateway's slot at run time, as the user: register,
-//! unregister, start, stop, restart, status, list, port. See
+//! unregister, start, stop, restart, park, unpark, status, list, port,
+//! scandir. Every outcome a caller must tell apart has its own exit code
+//! ([`code`]); `-j` makes stdout one JSON object, result or error. See
 //! doc/hermes-slot.md.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::fmt::Display;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{self, Arg};
@@ -13,6 +17,7 @@ use crate::fs::Dir;
 use crate::layout;
 use crate::lifecycle::{self, Command, Controlled, Observed, Registered, Unreachable, Unregistered};
 use crate::msg::{self, exit, printable};
+use crate::park;
 use crate::planned_stop;
 use crate::port;
 use crate::profile::{self, Profile};
@@ -23,23 +28,75 @@ use crate::state::{self, Previous};
 use crate::user;
 
 pub const PROG: &str = "hermes-slot";
-pub const USAGE: &str = "hermes-slot [ -s scandir ] [ -H hermes_home ] [ -t timeout ] [ -u user ] \
-register [ -d ] profile | unregister profile | start|stop|restart [ -w ] profile | status [ -j ] [ profile... ] | list | port profile";
+pub const USAGE: &str = "hermes-slot [ -s scandir ] [ -H hermes_home ] [ -t timeout ] [ -u user ] [ -j ] \
+register [ -d ] [ -r ] profile | unregister profile | start|stop|restart [ -w ] profile | park profile | unpark [ -w ] profile | \
+status [ profile... ] | list | port profile | scandir";
 
-/// Success.
-const OK: u8 = 0;
+/// The exit codes, one per outcome a caller must tell apart, the same for
+/// every command (doc/hermes-slot.md, "Exit codes").
+pub mod code {
+    /// Done.
+    pub const OK: u8 = 0;
+    /// `register`: a slot of that name exists already.
+    pub const ALREADY: u8 = 1;
+    /// No slot for that profile (or `register -r`: no `SOUL.md`).
+    pub const NOT_REGISTERED: u8 = 2;
+    /// The command was delivered, but `desired_state` was not recorded.
+    pub const NOT_RECORDED: u8 = 3;
+    /// The supervisor gave up on the service (its finish exited 125).
+    pub const GAVE_UP: u8 = 4;
+    /// A wait timed out.
+    pub const TIMEOUT: u8 = crate::msg::exit::TIMEOUT;
+    /// Wrong usage, or refused input (a name, a file, an account).
+    pub const REFUSED: u8 = crate::msg::exit::USAGE;
+    /// No supervisor (nobody reads `supervise/control`, none holds the lock).
+    pub const NO_SUPERVISOR: u8 = crate::msg::exit::NOT_LISTENING;
+    /// A system call failed.
+    pub const SYSTEM: u8 = crate::msg::exit::SYSTEM;
+}
+use code::OK;
+
+/// `-j`: stdout carries exactly one JSON object.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+fn json() -> bool {
+    JSON.load(Ordering::Relaxed)
+}
+
+fn quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+/// Ends the run: `hermes-slot: fatal: <what>` on stderr, and with `-j`
+/// `{"error": <what>, "code": <code>}` on stdout.
+fn fatal(code: u8, what: impl Display) -> ExitCode {
+    let text = what.to_string();
+    if json() {
+        print(&format!("{{\"error\":{},\"code\":{code}}}\n", quote(&text)));
+    }
+    msg::fatal(PROG, code, text)
+}
+
+/// Ends a successful run: `text` on stdout, or with `-j` the JSON object
+/// `object` (fields, without braces).
+fn done(text: &str, object: &str) -> ExitCode {
+    if json() { print(&format!("{{{object}}}\n")) } else { print(text) }
+}
 
 /// Default bound on every wait, in milliseconds.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
-    Register { profile: OsString, down: bool },
+    Register { profile: OsString, down: bool, real_only: bool },
     Unregister(OsString),
     Control { cmd: Command, profile: OsString, wait: bool },
+    Park(OsString),
+    Unpark { profile: OsString, wait: bool },
     Status { profiles: Vec<OsString>, json: bool },
     List,
     Port(OsString),
+    Scandir,
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -48,6 +105,7 @@ struct Args {
     home: Option<PathBuf>,
     timeout_ms: u64,
     user: String,
+    json: bool,
     action: Action,
 }
 
@@ -56,8 +114,10 @@ type Parsed = cli::Parsed<Args>;
 fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error> {
     let mut p = cli::parser(argv);
     let (mut scandir, mut home, mut timeout_ms, mut user) = (None, None, DEFAULT_TIMEOUT_MS, "hermes".to_string());
+    let mut json = false;
     let command = loop {
         match p.next()? {
+            Some(Arg::Short('j')) => json = true,
             Some(Arg::Short('s')) => scandir = Some(path(p.value()?, "scandir")?),
             Some(Arg::Short('H')) => home = Some(path(p.value()?, "hermes_home")?),
             Some(Arg::Short('t')) => timeout_ms = cli::number(p.value()?, "timeout")?,
@@ -73,16 +133,16 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
     let mut operands = Vec::new();
     while let Some(arg) = p.next()? {
         match arg {
-            Arg::Short(c @ ('d' | 'w' | 'j')) => flags.push(c),
+            Arg::Short('j') => json = true,
+            Arg::Short(c @ ('d' | 'w' | 'r')) => flags.push(c),
             Arg::Short('h') => return Ok(cli::Parsed::Help),
             Arg::Value(v) => operands.push(v),
             arg => return Err(arg.unexpected()),
         }
     }
     let allowed = match command.as_str() {
-        "register" => "d",
-        "start" | "stop" | "restart" => "w",
-        "status" => "j",
+        "register" => "dr",
+        "start" | "stop" | "restart" | "unpark" => "w",
         _ => "",
     };
     if let Some(c) = flags.iter().find(|c| !allowed.contains(**c)) {
@@ -96,7 +156,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
         }
     };
     let action = match command.as_str() {
-        "register" => Action::Register { profile: one(operands)?, down: flags.contains(&'d') },
+        "register" => Action::Register { profile: one(operands)?, down: flags.contains(&'d'), real_only: flags.contains(&'r') },
         "unregister" => Action::Unregister(one(operands)?),
         "start" | "stop" | "restart" => {
             let cmd = match command.as_str() {
@@ -106,13 +166,16 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
             };
             Action::Control { cmd, profile: one(operands)?, wait: flags.contains(&'w') }
         }
-        "status" => Action::Status { profiles: operands, json: flags.contains(&'j') },
-        "list" if operands.is_empty() => Action::List,
-        "list" => return Err("list: too many operands".into()),
+        "park" => Action::Park(one(operands)?),
+        "unpark" => Action::Unpark { profile: one(operands)?, wait: flags.contains(&'w') },
+        "status" => Action::Status { profiles: operands, json },
+        "list" | "scandir" if !operands.is_empty() => return Err(format!("{command}: too many operands").into()),
+        "list" => Action::List,
+        "scandir" => Action::Scandir,
         "port" => Action::Port(one(operands)?),
         other => return Err(format!("unknown command: {other}").into()),
     };
-    Ok(cli::Parsed::Run(Args { scandir, home, timeout_ms, user, action }))
+    Ok(cli::Parsed::Run(Args { scandir, home, timeout_ms, user, json, action }))
 }
 
 fn path(value: OsString, what: &str) -> Result<PathBuf, cli::Error> {
@@ -131,11 +194,19 @@ struct Ctx {
 }
 
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let args = match parse(argv) {
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    let args = match parse(argv.iter().cloned()) {
         Ok(cli::Parsed::Run(args)) => args,
         Ok(cli::Parsed::Help) => return msg::help(USAGE),
-        Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
+        Err(e) => {
+            // A caller that asked for JSON gets it even when the usage is wrong.
+            if asks_for_json(&argv) {
+                print(&format!("{{\"error\":{},\"code\":{}}}\n", quote(&e.to_string()), code::REFUSED));
+            }
+            return msg::usage(PROG, USAGE, Some(&e));
+        }
     };
+    JSON.store(args.json, Ordering::Relaxed);
     // Every file, directory and FIFO is created with an explicit mode.
     nix::sys::stat::umask(nix::sys::stat::Mode::empty());
     let ctx = Ctx {
@@ -145,21 +216,45 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         deadline: Deadline::after_ms(args.timeout_ms),
     };
     match args.action {
-        Action::Register { profile, down } => with_profile(&profile, |p| register(&ctx, p, down)),
+        Action::Register { profile, down, real_only } => with_profile(&profile, |p| register(&ctx, p, down, real_only)),
         Action::Unregister(profile) => with_profile(&profile, |p| unregister(&ctx, p)),
         Action::Control { cmd, profile, wait } => with_profile(&profile, |p| control(&ctx, p, cmd, wait)),
+        Action::Park(profile) => with_profile(&profile, |p| park(&ctx, p)),
+        Action::Unpark { profile, wait } => with_profile(&profile, |p| unpark(&ctx, p, wait)),
         Action::Status { profiles, json } => status(&ctx, &profiles, json),
         Action::List => list(&ctx),
-        Action::Port(profile) => with_profile(&profile, |p| print(&format!("{}\n", port::port(p)))),
+        Action::Port(profile) => with_profile(&profile, |p| {
+            let port = port::port(p);
+            done(&format!("{port}\n"), &format!("\"profile\":{},\"port\":{port}", quote(p.as_str())))
+        }),
+        Action::Scandir => {
+            let shown = ctx.scandir.to_string_lossy();
+            done(&format!("{shown}\n"), &format!("\"scandir\":{}", quote(&shown)))
+        }
     }
+}
+
+/// Whether an argv the parser refused asked for `-j` (an option word,
+/// before any `--`, holding `j`: `-j`, `-wj`).
+fn asks_for_json(argv: &[OsString]) -> bool {
+    argv.iter()
+        .skip(1)
+        .map(|a| a.as_encoded_bytes())
+        .take_while(|a| *a != b"--")
+        .any(|a| a.len() > 1 && a[0] == b'-' && a[1] != b'-' && a.contains(&b'j'))
 }
 
 /// Validates a profile name as reconcile does (exit 100 if invalid).
 fn with_profile(name: &OsString, f: impl FnOnce(&Profile) -> ExitCode) -> ExitCode {
     match Profile::parse(name.as_encoded_bytes()) {
         Ok(p) => f(&p),
-        Err(why) => msg::fatal(PROG, exit::PERMANENT, format_args!("invalid profile name '{}': {why}", printable(&name.to_string_lossy()))),
+        Err(why) => fatal(code::REFUSED, format_args!("invalid profile name '{}': {why}", printable(&name.to_string_lossy()))),
     }
+}
+
+/// `"profile":…,"service":…`: the head of every per-profile result.
+fn head(p: &Profile) -> String {
+    format!("\"profile\":{},\"service\":{}", quote(p.as_str()), quote(&slot::name(p)))
 }
 
 /// upstream's `GatewayNotRegisteredError` text.
@@ -168,7 +263,7 @@ fn not_registered(p: &Profile) -> String {
 }
 
 fn open_scandir(ctx: &Ctx) -> Result<Dir, ExitCode> {
-    Dir::open(&ctx.scandir).map_err(|e| msg::fatal(PROG, e.exit_code().max(exit::SYSTEM), e))
+    Dir::open(&ctx.scandir).map_err(|e| fatal(e.exit_code().max(exit::SYSTEM), e))
 }
 
 /// Who owns what we write: the user itself, or root writing for it.
@@ -178,14 +273,23 @@ fn owner(ctx: &Ctx) -> Result<Owner, (u8, String)> {
     Owner::for_caller(&account).map_err(|why| (exit::PERMANENT, why))
 }
 
-fn register(ctx: &Ctx, p: &Profile, down: bool) -> ExitCode {
+fn register(ctx: &Ctx, p: &Profile, down: bool, real_only: bool) -> ExitCode {
+    // -r: only a real profile (upstream's register on `gateway start`),
+    // checked before anything is created.
+    if real_only {
+        match profile::open_home(&ctx.home, p).and_then(|h| h.map_or(Ok(false), |h| h.exists_following(OsStr::new(MARKER)))) {
+            Ok(true) => {}
+            Ok(false) => return fatal(code::NOT_REGISTERED, format_args!("profile '{p}' has no {MARKER}: not registered")),
+            Err(e) => return fatal(e.exit_code(), e),
+        }
+    }
     let run_as = match RunAs::new(&ctx.user) {
         Ok(r) => r,
-        Err(e) => return msg::fatal(PROG, e.exit_code(), e),
+        Err(e) => return fatal(e.exit_code(), e),
     };
     let owner = match owner(ctx) {
         Ok(o) => o,
-        Err((code, why)) => return msg::fatal(PROG, code, why),
+        Err((code, why)) => return fatal(code, why),
     };
     let scandir = match open_scandir(ctx) {
         Ok(d) => d,
@@ -195,11 +299,10 @@ fn register(ctx: &Ctx, p: &Profile, down: bool) -> ExitCode {
     let dir = scandir.child_path(slot::name(p).as_ref());
     let dir = printable(&dir.to_string_lossy()).into_owned();
     match lifecycle::register(&scandir, p, &content, owner, &ctx.deadline) {
-        Ok(Registered::Supervised) => ExitCode::SUCCESS,
-        Ok(Registered::Already) => msg::fatal(PROG, exit::NEGATIVE, format_args!("gateway '{p}' is already registered: {dir}")),
-        Ok(Registered::TimedOut) => msg::fatal(
-            PROG,
-            exit::TIMEOUT,
+        Ok(Registered::Supervised) => done("", &format!("{},\"registered\":true,\"down\":{down}", head(p))),
+        Ok(Registered::Already) => fatal(code::ALREADY, format_args!("gateway '{p}' is already registered: {dir}")),
+        Ok(Registered::TimedOut) => fatal(
+            code::TIMEOUT,
             format_args!(
                 "timed out waiting for a supervisor on {dir} (the slot stays registered; is s6-svscan running on {}?)",
                 shown(&ctx.scandir)
@@ -213,11 +316,14 @@ fn register(ctx: &Ctx, p: &Profile, down: bool) -> ExitCode {
                 Unreachable::NotListening => "s6-svscan not listening".to_string(),
                 Unreachable::Failed(e) => e.to_string(),
             };
-            msg::fatal(PROG, exit::SYSTEM, format_args!("unable to rescan {}: {why} (the slot was removed again)", shown(&ctx.scandir)))
+            fatal(code::SYSTEM, format_args!("unable to rescan {}: {why} (the slot was removed again)", shown(&ctx.scandir)))
         }
-        Err(e) => msg::fatal(PROG, e.exit_code(), e),
+        Err(e) => fatal(e.exit_code(), e),
     }
 }
+
+/// A named profile is a directory holding this file (as for reconcile).
+const MARKER: &str = crate::reconcile::MARKER;
 
 fn unregister(ctx: &Ctx, p: &Profile) -> ExitCode {
     let scandir = match open_scandir(ctx) {
@@ -225,24 +331,40 @@ fn unregister(ctx: &Ctx, p: &Profile) -> ExitCode {
         Err(code) => return code,
     };
     match lifecycle::unregister(&scandir, p, &ctx.deadline) {
-        Ok(Unregistered::Absent | Unregistered::Removed) => ExitCode::SUCCESS,
-        Ok(Unregistered::DownTimedOut) => msg::fatal(
-            PROG,
-            exit::TIMEOUT,
-            format_args!("timed out waiting for gateway '{p}' to go down (it stays registered, wanted down)"),
-        ),
+        Ok(Unregistered::Absent) => done("", &format!("{},\"unregistered\":false", head(p))),
+        Ok(Unregistered::Removed) => done("", &format!("{},\"unregistered\":true", head(p))),
+        Ok(Unregistered::DownTimedOut) => {
+            fatal(code::TIMEOUT, format_args!("timed out waiting for gateway '{p}' to go down (it stays registered, wanted down)"))
+        }
         Ok(Unregistered::ExitTimedOut { left_at, prune }) => {
             let why = match prune {
                 None => String::new(),
                 Some(Unreachable::NotListening) => "; s6-svscan was not listening".to_string(),
                 Some(Unreachable::Failed(e)) => format!("; {e}"),
             };
-            msg::fatal(PROG, exit::TIMEOUT, format_args!("timed out waiting for the supervisors of {} to exit{why}", shown(&left_at)))
+            fatal(code::TIMEOUT, format_args!("timed out waiting for the supervisors of {} to exit{why}", shown(&left_at)))
         }
         Ok(Unregistered::Leftover { left_at, error }) => {
-            msg::fatal(PROG, error.exit_code().max(exit::SYSTEM), format_args!("{error} (left as {})", shown(&left_at)))
+            fatal(error.exit_code().max(exit::SYSTEM), format_args!("{error} (left as {})", shown(&left_at)))
         }
-        Err(e) => msg::fatal(PROG, e.exit_code(), e),
+        Err(e) => fatal(e.exit_code(), e),
+    }
+}
+
+/// What a start, stop, restart, park or unpark did, or why it failed.
+struct ControlOutcome {
+    /// The exit code, and the message when it is not 0.
+    code: u8,
+    error: Option<String>,
+    /// The command actually sent (a restart of a down gateway is a start).
+    sent: Option<Command>,
+    /// `desired_state` was written.
+    recorded: bool,
+}
+
+impl ControlOutcome {
+    fn failed(code: u8, error: impl Display) -> ControlOutcome {
+        ControlOutcome { code, error: Some(error.to_string()), sent: None, recorded: false }
     }
 }
 
@@ -251,10 +373,47 @@ fn control(ctx: &Ctx, p: &Profile, cmd: Command, wait: bool) -> ExitCode {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let svc = match lifecycle::open_slot(&scandir, p) {
+    let c = control_slot(ctx, &scandir, p, cmd, wait);
+    report_control(p, &c, "")
+}
+
+/// The outcome as the tool reports it: the error (stderr, and stdout with
+/// `-j`), or with `-j` the result object (`extra`: more fields).
+fn report_control(p: &Profile, c: &ControlOutcome, extra: &str) -> ExitCode {
+    if let Some(error) = &c.error {
+        return fatal(c.code, error);
+    }
+    let sent = c.sent.map_or("null".to_string(), |s| quote(command_name(s)));
+    done("", &format!("{},\"sent\":{sent},\"recorded\":{}{extra}", head(p), c.recorded))
+}
+
+fn command_name(cmd: Command) -> &'static str {
+    match cmd {
+        Command::Start => "start",
+        Command::Stop => "stop",
+        Command::Restart => "restart",
+    }
+}
+
+/// Sends `cmd` to `p`'s supervisor (waiting with `wait`), then records the
+/// intent in the profile's state file.
+fn control_slot(ctx: &Ctx, scandir: &Dir, p: &Profile, cmd: Command, wait: bool) -> ControlOutcome {
+    // An unregistered profile writes nothing at all, not even a lock.
+    match lifecycle::open_slot(scandir, p) {
+        Ok(Some(_)) => {}
+        Ok(None) => return ControlOutcome::failed(code::NOT_REGISTERED, not_registered(p)),
+        Err(e) => return ControlOutcome::failed(e.exit_code(), e),
+    }
+    // One command on a profile at a time, its intent recorded before the
+    // next one is sent (released when this function returns).
+    let _locked = match lifecycle::lock_profile(scandir, p) {
+        Ok(l) => l,
+        Err(e) => return ControlOutcome::failed(e.exit_code(), e),
+    };
+    let svc = match lifecycle::open_slot(scandir, p) {
         Ok(Some(d)) => d,
-        Ok(None) => return msg::fatal(PROG, exit::NEGATIVE, not_registered(p)),
-        Err(e) => return msg::fatal(PROG, e.exit_code(), e),
+        Ok(None) => return ControlOutcome::failed(code::NOT_REGISTERED, not_registered(p)),
+        Err(e) => return ControlOutcome::failed(e.exit_code(), e),
     };
     // Files written for the user are given to it when root writes them;
     // anyone else writes as itself.
@@ -267,54 +426,133 @@ fn control(ctx: &Ctx, p: &Profile, cmd: Command, wait: bool) -> ExitCode {
         }
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let before = crate::s6::status::read(&svc).ok().flatten();
+    // A restart of a gateway that is not up starts it, as `systemctl
+    // restart` does: `t` would signal nothing.
+    let cmd = match (cmd, &before) {
+        (Command::Restart, Some(st)) if !st.is_up() => Command::Start,
+        _ => cmd,
+    };
     if cmd == Command::Stop
         && let Some(home) = &home
-        && let Ok(Some(st)) = crate::s6::status::read(&svc)
+        && let Some(st) = &before
         && st.is_up()
         && let Err(e) = planned_stop::write(home, st.pid, now, owner)
     {
         msg::warn(PROG, format_args!("{e}; the gateway may take the stop for a crash"));
     }
     let dir = shown(svc.path());
-    let mut code = match lifecycle::control(&svc, cmd, wait.then_some(&ctx.deadline)) {
-        Ok(Controlled::Done) => OK,
+    let (mut code, mut error) = match lifecycle::control(&svc, cmd, wait.then_some(&ctx.deadline)) {
+        Ok(Controlled::Done) => (OK, None),
         Ok(Controlled::NotListening) => {
-            return msg::fatal(PROG, exit::NOT_LISTENING, format_args!("unable to control {dir}: supervisor not listening"));
+            return ControlOutcome::failed(code::NO_SUPERVISOR, format_args!("unable to control {dir}: supervisor not listening"));
         }
         Ok(Controlled::NotUp) => {
+            // Went down between the status read and the command.
             msg::warn(PROG, format_args!("gateway '{p}' is not up: nothing to restart"));
-            OK
+            (OK, None)
         }
-        Ok(Controlled::TimedOut) => {
-            msg::warn(PROG, format_args!("timed out waiting for gateway '{p}'"));
-            exit::TIMEOUT
-        }
-        Ok(Controlled::GaveUp) => {
-            msg::warn(PROG, format_args!("gateway '{p}' will not come up: its finish program exited 125"));
-            exit::NEGATIVE
-        }
-        Ok(Controlled::SupervisorExited) => {
-            msg::warn(PROG, format_args!("the supervisor of {dir} exited"));
-            exit::NOT_LISTENING
-        }
-        Err(e) => return msg::fatal(PROG, e.exit_code(), e),
+        Ok(Controlled::TimedOut) => (code::TIMEOUT, Some(format!("timed out waiting for gateway '{p}'"))),
+        Ok(Controlled::GaveUp) => (code::GAVE_UP, Some(format!("gateway '{p}' will not come up: its finish program exited 125"))),
+        Ok(Controlled::SupervisorExited) => (code::NO_SUPERVISOR, Some(format!("the supervisor of {dir} exited"))),
+        Err(e) => return ControlOutcome::failed(e.exit_code(), e),
     };
     // The command was delivered: record the intent.
+    let mut recorded = false;
     if let Some(home) = &home {
         match state::record_desired(home, cmd.desired_state(), now.as_secs() as i64, owner) {
-            Ok(Previous::Absent | Previous::Kept) => {}
-            Ok(Previous::Replaced(why)) => {
-                msg::warn(PROG, format_args!("{}: {why}; replaced", shown(&home.child_path(state::STATE_FILE.as_ref()))))
+            Ok(previous) => {
+                recorded = true;
+                if let Previous::Replaced { why, kept_as } = previous {
+                    msg::warn(
+                        PROG,
+                        format_args!(
+                            "{}: {why}; kept as {}, a fresh one written",
+                            shown(&home.child_path(state::STATE_FILE.as_ref())),
+                            shown(&kept_as)
+                        ),
+                    );
+                }
             }
             Err(e) => {
-                msg::warn(PROG, format_args!("{e}; desired_state not recorded"));
                 if code == OK {
-                    code = exit::NEGATIVE;
+                    code = code::NOT_RECORDED;
+                    error = Some(format!("{e}; the command was delivered but desired_state was not recorded"));
+                } else {
+                    msg::warn(PROG, format_args!("{e}; desired_state not recorded"));
                 }
             }
         }
     }
-    ExitCode::from(code)
+    ControlOutcome { code, error, sent: Some(cmd), recorded }
+}
+
+/// park: the `down` file first (a supervisor started again from now on
+/// leaves the gateway down), then stop and wait, record `stopped`, and the
+/// park marker for the boot ([`park`]).
+fn park(ctx: &Ctx, p: &Profile) -> ExitCode {
+    let scandir = match open_scandir(ctx) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let svc = match lifecycle::open_slot(&scandir, p) {
+        Ok(Some(d)) => d,
+        Ok(None) => return fatal(code::NOT_REGISTERED, not_registered(p)),
+        Err(e) => return fatal(e.exit_code(), e),
+    };
+    if let Err(e) = touch_down(&svc) {
+        return fatal(e.exit_code(), e);
+    }
+    let c = control_slot(ctx, &scandir, p, Command::Stop, true);
+    if c.sent.is_some()
+        && let Some(code) = mark_parked(ctx, p, true)
+    {
+        return fatal(code.0, code.1);
+    }
+    report_control(p, &c, ",\"parked\":true")
+}
+
+/// unpark: the marker and the `down` file go, then a start.
+fn unpark(ctx: &Ctx, p: &Profile, wait: bool) -> ExitCode {
+    let scandir = match open_scandir(ctx) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let svc = match lifecycle::open_slot(&scandir, p) {
+        Ok(Some(d)) => d,
+        Ok(None) => return fatal(code::NOT_REGISTERED, not_registered(p)),
+        Err(e) => return fatal(e.exit_code(), e),
+    };
+    if let Some(code) = mark_parked(ctx, p, false) {
+        return fatal(code.0, code.1);
+    }
+    if let Err(e) = svc.unlink_at(OsStr::new(crate::s6::DOWN)) {
+        return fatal(e.exit_code(), e);
+    }
+    let c = control_slot(ctx, &scandir, p, Command::Start, wait);
+    report_control(p, &c, ",\"parked\":false")
+}
+
+/// The slot's `down` file; one that is there is kept.
+fn touch_down(svc: &Dir) -> crate::Result<()> {
+    match svc.create_file(OsStr::new(crate::s6::DOWN), 0o644, b"") {
+        Err(e) if e.errno() == Some(nix::errno::Errno::EEXIST) => Ok(()),
+        other => other,
+    }
+}
+
+/// Writes (`on`) or removes the park marker in the profile's home. A
+/// profile without a home has nothing to mark (its slot is not rebuilt at
+/// boot). `Some((code, message))` on failure.
+fn mark_parked(ctx: &Ctx, p: &Profile, on: bool) -> Option<(u8, String)> {
+    let owner = owner(ctx).unwrap_or(Owner::Caller { uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() });
+    let home = match profile::open_home(&ctx.home, p) {
+        Ok(Some(h)) => h,
+        Ok(None) => return None,
+        Err(e) => return Some((code::NOT_RECORDED, format!("{e}; the park marker was not {}", if on { "written" } else { "removed" }))),
+    };
+    let r = if on { park::mark(&home, owner) } else { park::unmark(&home) };
+    r.err().map(|e| (code::NOT_RECORDED, format!("{e}; the park marker was not {}", if on { "written" } else { "removed" })))
 }
 
 fn status(ctx: &Ctx, names: &[OsString], json: bool) -> ExitCode {
@@ -325,7 +563,7 @@ fn status(ctx: &Ctx, names: &[OsString], json: bool) -> ExitCode {
     let profiles = if names.is_empty() {
         match slot::registered(&scandir) {
             Ok(all) => all,
-            Err(e) => return msg::fatal(PROG, e.exit_code(), e),
+            Err(e) => return fatal(e.exit_code(), e),
         }
     } else {
         let mut ps = Vec::new();
@@ -333,42 +571,48 @@ fn status(ctx: &Ctx, names: &[OsString], json: bool) -> ExitCode {
             match Profile::parse(n.as_encoded_bytes()) {
                 Ok(p) => ps.push(p),
                 Err(why) => {
-                    return msg::fatal(
-                        PROG,
-                        exit::PERMANENT,
-                        format_args!("invalid profile name '{}': {why}", printable(&n.to_string_lossy())),
-                    );
+                    return fatal(code::REFUSED, format_args!("invalid profile name '{}': {why}", printable(&n.to_string_lossy())));
                 }
             }
         }
         ps
     };
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    // The exit code is the highest of the operands' (each is warned).
     let mut code = OK;
+    let mut error = None;
+    let mut fail = |c: u8, why: String| {
+        msg::warn(PROG, &why);
+        if c > code {
+            code = c;
+            error = Some(why);
+        }
+    };
     let mut lines = Vec::new();
     for p in &profiles {
         let observed = match lifecycle::observe(&scandir, p) {
             Ok(o) => o,
             Err(e) => {
-                msg::warn(PROG, &e);
-                code = e.exit_code().max(exit::SYSTEM);
+                fail(e.exit_code().max(exit::SYSTEM), e.to_string());
                 continue;
             }
         };
         match &observed {
-            Observed::Unregistered => {
-                msg::warn(PROG, not_registered(p));
-                code = exit::NEGATIVE;
-            }
+            Observed::Unregistered => fail(code::NOT_REGISTERED, not_registered(p)),
             Observed::Unsupervised => {
-                msg::warn(PROG, format_args!("unable to read status for gateway '{p}': s6-supervise not running"));
-                code = exit::NEGATIVE;
+                fail(code::NO_SUPERVISOR, format!("unable to read status for gateway '{p}': s6-supervise not running"));
             }
             Observed::Supervised { .. } => {}
         }
         lines.push(if json { status_json(p, &observed, now) } else { status_line(p, &observed, now) });
     }
-    let out = if json { format!("[{}]\n", lines.join(",")) } else { lines.iter().map(|l| format!("{l}\n")).collect() };
+    let out = if json {
+        // One object: the gateways, and the error when the code is not 0.
+        let error = error.map_or(String::new(), |e| format!(",\"error\":{},\"code\":{code}", quote(&e)));
+        format!("{{\"gateways\":[{}]{error}}}\n", lines.join(","))
+    } else {
+        lines.iter().map(|l| format!("{l}\n")).collect()
+    };
     let printed = print(&out);
     if code == OK { printed } else { ExitCode::from(code) }
 }
@@ -412,16 +656,17 @@ fn status_json(p: &Profile, o: &Observed, now: Duration) -> String {
 }
 
 fn list(ctx: &Ctx) -> ExitCode {
-    let scandir = match Dir::open(&ctx.scandir) {
-        Ok(d) => d,
+    let all = match Dir::open(&ctx.scandir) {
+        Ok(scandir) => match slot::registered(&scandir) {
+            Ok(all) => all,
+            Err(e) => return fatal(e.exit_code(), e),
+        },
         // No scan directory: nothing is registered (upstream's `[]`).
-        Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => return ExitCode::SUCCESS,
-        Err(e) => return msg::fatal(PROG, e.exit_code().max(exit::SYSTEM), e),
+        Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => Vec::new(),
+        Err(e) => return fatal(e.exit_code().max(exit::SYSTEM), e),
     };
-    match slot::registered(&scandir) {
-        Ok(all) => print(&all.iter().map(|p| format!("{p}\n")).collect::<String>()),
-        Err(e) => msg::fatal(PROG, e.exit_code(), e),
-    }
+    let names: Vec<String> = all.iter().map(|p| quote(p.as_str())).collect();
+    done(&all.iter().map(|p| format!("{p}\n")).collect::<String>(), &format!("\"profiles\":[{}]", names.join(",")))
 }
 
 fn shown(p: &Path) -> String {
@@ -461,13 +706,22 @@ mod tests {
                 home: Some("/h".into()),
                 timeout_ms: 250,
                 user: ":1:2".into(),
-                action: Action::Register { profile: "coder".into(), down: true }
+                json: false,
+                action: Action::Register { profile: "coder".into(), down: true, real_only: false }
             }
         );
         let Ok(cli::Parsed::Run(a)) = run(&["list"]) else { panic!() };
         assert_eq!((a.scandir, a.home, a.timeout_ms, a.user), (None, None, DEFAULT_TIMEOUT_MS, "hermes".to_string()));
-        assert_eq!(action(&["register", "-d", "coder"]), Action::Register { profile: "coder".into(), down: true });
-        assert_eq!(action(&["register", "coder"]), Action::Register { profile: "coder".into(), down: false });
+        assert_eq!(action(&["register", "-d", "coder"]), Action::Register { profile: "coder".into(), down: true, real_only: false });
+        assert_eq!(action(&["register", "coder"]), Action::Register { profile: "coder".into(), down: false, real_only: false });
+        assert_eq!(action(&["register", "-dr", "coder"]), Action::Register { profile: "coder".into(), down: true, real_only: true });
+        assert_eq!(action(&["park", "coder"]), Action::Park("coder".into()));
+        assert_eq!(action(&["unpark", "-w", "coder"]), Action::Unpark { profile: "coder".into(), wait: true });
+        assert_eq!(action(&["scandir"]), Action::Scandir);
+        for v in [&["-j", "list"][..], &["list", "-j"], &["port", "coder", "-j"], &["-j", "scandir"]] {
+            let Ok(cli::Parsed::Run(a)) = run(v) else { panic!("{v:?}") };
+            assert!(a.json, "{v:?}");
+        }
         assert_eq!(action(&["unregister", "coder"]), Action::Unregister("coder".into()));
         assert_eq!(action(&["stop", "-w", "coder"]), Action::Control { cmd: Command::Stop, profile: "coder".into(), wait: true });
         assert_eq!(action(&["restart", "coder"]), Action::Control { cmd: Command::Restart, profile: "coder".into(), wait: false });
@@ -492,13 +746,25 @@ mod tests {
             &["start", "-d", "a"],
             &["status", "-d"],
             &["list", "x"],
-            &["list", "-j"],
+            &["scandir", "x"],
+            &["park", "-w", "a"],
+            &["park"],
             &["-t", "soon", "list"],
             &["-s", "", "list"],
             &["port"],
         ] {
             assert!(run(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn json_is_asked_for_before_any_double_dash() {
+        let argv = |v: &[&str]| cli::argv(PROG, v);
+        assert!(asks_for_json(&argv(&["-j", "frobnicate"])));
+        assert!(asks_for_json(&argv(&["start", "-wj"])));
+        assert!(!asks_for_json(&argv(&["start", "--", "-j"])));
+        assert!(!asks_for_json(&argv(&["start", "j"])));
+        assert!(!asks_for_json(&argv(&["--json"])));
     }
 
     #[test]

@@ -259,9 +259,9 @@ impl Run<'_> {
         // What was done before a failure is reported too.
         self.changed(&log);
         let answer = answer?;
-        self.missing |= !answer.all_yes();
+        self.missing |= !answer.as_wanted();
         self.say(format_args!("service {}: {answer}", shown(svc.path())));
-        if !answer.all_yes() {
+        if !answer.as_wanted() {
             self.still_cannot(svc.path(), &answer);
         }
         Ok(())
@@ -302,6 +302,8 @@ impl Run<'_> {
                 }
                 Err(e) => self.fail(&e),
             }
+            // The topology's accepted risk: said for each slot, not counted.
+            self.root_supervised_slots(dir, false);
         }
         let user_dir = scandir::open_strict(&self.args.user_scandir).unwrap_or_else(|e| {
             self.fail(&e);
@@ -356,6 +358,7 @@ impl Run<'_> {
                 }
                 Err(e) => self.fail(&e),
             }
+            self.root_supervised_slots(dir, true);
         }
         (root_dir, user_dir)
     }
@@ -372,6 +375,42 @@ impl Run<'_> {
                 }
             }
             Err(e) => self.fail(&e),
+        }
+    }
+
+    /// Under `-n`, one line per service directory in root's scan directory
+    /// whose supervise skeleton the user may write (the shared topology's
+    /// slots): root's supervisor then writes where the user decides.
+    /// `counted`: such a slot makes `-n` exit 1 (the isolated topology
+    /// should have none).
+    fn root_supervised_slots(&mut self, dir: &Dir, counted: bool) {
+        let entries = match dir.entries_typed(MAX_SERVICES) {
+            Ok(e) => e,
+            Err(e) => return self.fail(&e),
+        };
+        let mut names: Vec<OsString> = entries
+            .into_iter()
+            // Symlinks are static services (checked above) or not services.
+            .filter(|(n, k)| !n.as_encoded_bytes().starts_with(b".") && matches!(k, Some(Kind::Dir) | None))
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        for name in names {
+            let risk = match dir.open_dir_if_present(&name) {
+                Ok(Some(svc)) => perms::skeleton_risk(&svc, &self.cred),
+                Ok(None) => Ok(None),
+                // Not a directory (a file, or a symlink listed without its type).
+                Err(_) => Ok(None),
+            };
+            match risk {
+                Ok(Some(what)) => {
+                    self.missing |= counted;
+                    let line = format!("slot {}: RISK ({what}: {})", shown(&dir.child_path(&name)), perms::SKELETON_RISK);
+                    self.say(format_args!("{line}"));
+                }
+                Ok(None) => {}
+                Err(e) => self.fail(&e),
+            }
         }
     }
 

@@ -31,9 +31,13 @@ pub struct Scratch(pub PathBuf);
 
 impl Scratch {
     pub fn new(tag: &str) -> Scratch {
+        Scratch::new_in(&std::env::temp_dir(), tag)
+    }
+    /// [`Scratch::new`] in `base` (e.g. a tmpfs, as the image's /run).
+    pub fn new_in(base: &Path, tag: &str) -> Scratch {
         static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("hermes-s6-{tag}-{}-{n}", std::process::id()));
+        let p = base.join(format!("hermes-s6-{tag}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&p);
         std::fs::create_dir_all(&p).unwrap();
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -1,8 +1,10 @@
 #!/bin/bash
 # hermes-svscan-perms against real s6: before it runs, hermes gets EACCES
 # (exit 111) from every s6 tool on the static services and from
-# s6-svscanctl; after it, all of them work, s6-svperms reads the -G/-E model,
-# s6rc-* services stay root-only, and -n is a faithful, read-only doctor.
+# s6-svscanctl; after it, s6-svstat, s6-svc and s6-svscanctl work,
+# s6-svperms reads the -G model, subscribing (s6-svwait) is still refused
+# (root's s6-supervise follows symlinks in event/), s6rc-* services stay
+# root-only, and -n is a faithful, read-only doctor.
 # Both topologies; leftovers of slot builds are swept without following.
 # shellcheck disable=SC2016 # single-quoted scripts run inside the container
 # shellcheck source=tests/integration/lib.sh
@@ -40,9 +42,9 @@ assert_contains "$ASSERT_OUT" "$SD/app status: owner" "s6-svperms before"
 before=$(tree_state $LIVE /run/service)
 sleep 0.05
 assert_rc 1 emu_root $PERMS -n -t shared
-assert_eq "service $SD/app: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events no (event/ 3730 0:0)
-service $SD/web: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events no (event/ 3730 0:0)
-service $SD/web/log: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events no (event/ 3730 0:0)
+assert_eq "service $SD/app: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)
+service $SD/web: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)
+service $SD/web/log: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)
 scandir /run/service (shared): slots no (scan directory 0755 0:0), svscanctl no (.s6-svscan/ 0700 0:0)" "$ASSERT_OUT" "-n report before"
 assert_eq "$before" "$(tree_state $LIVE /run/service)" "-n changed modes, owners or ctimes"
 
@@ -57,23 +59,27 @@ assert_contains "$ASSERT_OUT" "svscanctl no (.s6-svscan/ 0700 0:0)" "-n on upstr
 assert_rc 0 emu_root $PERMS -t shared
 assert_eq "" "$ASSERT_OUT" "silent on success"
 
-# After: every s6 tool works for hermes, s6-svperms reads the model.
+# After: status and control work for hermes, s6-svperms reads the -G
+# model; events are not granted (s6-svwait and s6-svc -w subscribe).
 for s in "${SERVICES[@]}"; do
     assert_rc 0 emu_user s6-svstat "$SD/$s"
     assert_contains "$ASSERT_OUT" "down (" "s6-svstat $s after"
-    assert_rc 0 emu_user s6-svc -dwd -T 2000 "$SD/$s"
-    assert_rc 0 emu_user s6-svwait -d -t 1000 "$SD/$s"
+    assert_rc 0 emu_user s6-svc -d "$SD/$s"
+    assert_rc 111 emu_user s6-svwait -d -t 1000 "$SD/$s"
+    assert_contains "$ASSERT_OUT" "unable to subscribe to events for $SD/$s: Permission denied" "s6-svwait $s after"
     assert_rc 0 emu_root s6-svperms "$SD/$s"
-    assert_eq "$SD/$s status: group hermes
-$SD/$s control: group hermes
-$SD/$s events: group hermes" "$ASSERT_OUT" "s6-svperms $s after"
+    assert_contains "$ASSERT_OUT" "$SD/$s status: group hermes
+$SD/$s control: group hermes" "s6-svperms $s after"
+    assert_not_contains "$ASSERT_OUT" "events: group hermes" "s6-svperms $s after"
 done
-assert_eq "710 root:hermes 620 root:hermes 3730 root:hermes" \
+assert_eq "710 root:hermes 620 root:hermes 3730 root:root" \
     "$(emu_root stat -c '%a %U:%G' $SD/app/supervise $SD/app/supervise/control $SD/app/event | tr '\n' ' ' | sed 's/ $//')" \
     "app's modes"
-assert_rc 0 emu_user s6-svc -uwu -T 5000 "$SD/app"
+assert_rc 0 emu_user s6-svc -u "$SD/app"
+wait_until 5000 emu_user sh -c "s6-svstat -o up $SD/app | grep -qx true"
 assert_contains "$(emu_user s6-svstat "$SD/app")" "up (pid " "hermes started app"
-assert_rc 0 emu_user s6-svc -dwd -T 5000 "$SD/app"
+assert_rc 0 emu_user s6-svc -d "$SD/app"
+wait_until 5000 emu_user sh -c "s6-svstat -o up $SD/app | grep -qx false"
 
 # s6-rc's own services are untouched, still root-only.
 for s in s6rc-oneshot-runner s6rc-fdholder; do
@@ -100,6 +106,9 @@ assert_rc 0 emu_user s6-svscanctl -a /run/service
 wait_until 5000 emu_root test -s /tmp/slot.uid
 assert_eq 0 "$(emu_root cat /tmp/slot.uid)" "a hermes-written slot in root's scan directory runs as root"
 assert_rc 0 emu_root pgrep -f 's6-supervise slot'
+# The doctor names that risk for the slot (the topology's own: exit 0).
+assert_rc 0 emu_root $PERMS -n -t shared
+assert_contains "$ASSERT_OUT" "slot /run/service/slot: RISK (service directory 0755 10000:10000: under root's s6-supervise the user can make root overwrite any file (a symlink at supervise/status.new, or in event/))" "-n: the slot's risk"
 emu_user mv /run/service/slot /run/service/.slot.gone
 assert_rc 0 emu_user s6-svscanctl -an /run/service
 wait_until 5000 sh -c "! '$HERMES_EMU' root '$EMU' pgrep -f 's6-supervise slot' >/dev/null"
@@ -110,7 +119,7 @@ emu_root rm -rf /run/service/.slot.gone
 before=$(tree_state $LIVE /run/service)
 sleep 0.05
 assert_rc 0 emu_root $PERMS -n -t shared
-assert_not_contains "$ASSERT_OUT" " no" "-n after"
+assert_not_contains "$ASSERT_OUT" " no " "-n after"
 assert_eq 4 "$(wc -l <<<"$ASSERT_OUT")" "-n lines after"
 assert_eq "$before" "$(tree_state $LIVE /run/service)" "-n changed something after"
 
@@ -165,8 +174,8 @@ assert_eq "700 root:root 755 root:root" \
 assert_rc 111 emu_user s6-svscanctl -a /run/service
 for s in "${SERVICES[@]}"; do
     assert_rc 0 emu_user s6-svstat "$SD/$s"
-    assert_rc 0 emu_user s6-svc -dwd -T 2000 "$SD/$s"
-    assert_rc 0 emu_user s6-svwait -d -t 1000 "$SD/$s"
+    assert_rc 0 emu_user s6-svc -d "$SD/$s"
+    assert_rc 111 emu_user s6-svwait -d -t 1000 "$SD/$s"
 done
 assert_rc 0 emu_root $PERMS -n
 assert_contains "$ASSERT_OUT" "scandir /run/hermes/service (user's): slots yes" "-n after"

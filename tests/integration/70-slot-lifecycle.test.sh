@@ -14,9 +14,9 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 source "$(dirname -- "${BASH_SOURCE[0]}")/slot.sh"
 
 # The state file's other keys, with spacing and number forms a re-encoder
-# would change.
+# would change: every byte but desired_state's and updated_at's is kept.
 STATE='{"gateway_state": "stopped", "pid":  4242 , "platforms": {"tg": {"state": "ok", "n": [1, 2.50]}}, "updated_at": "2026-01-01T00:00:00Z", "x": 1e3}'
-KEPT='"gateway_state":"stopped","pid":4242,"platforms":{"tg": {"state": "ok", "n": [1, 2.50]}},"updated_at":'
+KEPT='"gateway_state": "stopped", "pid":  4242 , "platforms": {"tg": {"state": "ok", "n": [1, 2.50]}}, "updated_at": '
 
 for topology in isolated shared; do
     slot_boot "$topology"
@@ -42,7 +42,7 @@ default" "$(slot list)" "$topology: listed"
     pid=$(slot_field coder pid)
     state=$(emu_root cat /opt/data/profiles/coder/gateway_state.json)
     assert_contains "$state" "{$KEPT" "$topology: every other key kept, byte for byte"
-    [[ $state =~ \"updated_at\":([0-9]+),\"x\":1e3,\"desired_state\":\"running\"\}$ ]] ||
+    [[ $state =~ \"updated_at\":\ ([0-9]+),\ \"x\":\ 1e3,\"desired_state\":\"running\"\}$ ]] ||
         fail "$topology: desired_state running and an integer updated_at: $state"
 
     # restart: a new pid, still up and wanted up.
@@ -58,7 +58,7 @@ default" "$(slot list)" "$topology: listed"
     slot_agree coder "$topology: stopped"
     assert_contains "$(emu_root cat /opt/data/profiles/coder/.gateway-planned-stop.json)" "{\"target_pid\":$new,\"target_start_time\":" "$topology: planned-stop marker"
     state=$(emu_root cat /opt/data/profiles/coder/gateway_state.json)
-    [[ $state == "{$KEPT"*',"x":1e3,"desired_state":"stopped"}' ]] || fail "$topology: desired_state stopped: $state"
+    [[ $state == "{$KEPT"*', "x": 1e3,"desired_state":"stopped"}' ]] || fail "$topology: desired_state stopped: $state"
     assert_eq "hermes" "$(emu_root stat -c %U /opt/data/profiles/coder/gateway_state.json)" "$topology: the state file stays hermes's"
 
     # Up again, then unregister: down, out of the scan, supervisors gone, removed.

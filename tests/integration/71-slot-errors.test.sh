@@ -1,10 +1,10 @@
 #!/bin/bash
 # hermes-slot's errors in the booted image, both topologies: register
 # twice (exit 1); invalid names (exit 100, the table reconcile uses);
-# start/stop/restart of an unregistered profile (upstream's message, exit
-# 1, nothing written); no s6-svscan listening (register withdraws the
-# slot, exit 111); status of a slot without a supervisor (exit 1, as
-# s6-svstat).
+# start/stop/restart/park/unpark of an unregistered profile (upstream's
+# message, exit 2, nothing written); no s6-svscan listening (register
+# withdraws the slot, exit 111); status of a slot without a supervisor
+# (exit 102, no supervisor; s6-svstat says exit 1).
 # shellcheck disable=SC2016 # single-quoted scripts run inside the container
 # shellcheck source=tests/integration/lib.sh
 source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
@@ -32,8 +32,8 @@ for topology in isolated shared; do
     done
 
     before=$(snapshot "$SD")
-    for cmd in start stop restart; do
-        assert_rc 1 slot "$cmd" typo
+    for cmd in start stop restart park unpark; do
+        assert_rc 2 slot "$cmd" typo
         assert_eq "hermes-slot: fatal: no such gateway 'typo': register it with \`hermes profile create typo\` first, or pass an existing profile name via \`-p <name>\`" \
             "$ASSERT_OUT" "$topology: $cmd of an unregistered profile"
     done
@@ -45,9 +45,9 @@ for topology in isolated shared; do
     assert_rc 111 slot -s /tmp/noscan register writer
     assert_contains "$ASSERT_OUT" "unable to rescan /tmp/noscan: s6-svscan not listening (the slot was removed again)" "$topology: rollback"
     assert_eq ".s6-svscan" "$(emu_root ls -A /tmp/noscan)" "$topology: nothing left of the slot"
-    # A slot there has no supervisor: status says so and exits 1, as s6-svstat.
+    # A slot there has no supervisor: status says so and exits 102.
     assert_rc 0 emu_user /usr/bin/hermes-reconcile -s /tmp/noscan
-    assert_rc 1 slot -s /tmp/noscan status default
+    assert_rc 102 slot -s /tmp/noscan status default
     assert_eq "hermes-slot: warning: unable to read status for gateway 'default': s6-supervise not running
 default: not supervised" "$ASSERT_OUT" "$topology: an unsupervised slot"
     assert_rc 1 emu_user s6-svstat /tmp/noscan/gateway-default
@@ -61,7 +61,7 @@ default: not supervised" "$ASSERT_OUT" "$topology: an unsupervised slot"
         # goes with it.
         emu_root s6-svc -d /run/service/profile-gateways
         wait_until 5000 sh -c "! \"$HERMES_EMU\" user $EMU s6-svok $SD/gateway-coder"
-        assert_rc 1 slot status coder
+        assert_rc 102 slot status coder
         assert_contains "$ASSERT_OUT" "coder: not supervised" "$topology: a slot whose supervisor is gone"
         assert_rc 1 emu_user s6-svstat "$SD/gateway-coder"
         assert_contains "$ASSERT_OUT" "s6-supervise not running" "s6-svstat agrees"

@@ -40,7 +40,7 @@ slot() { emu_user /usr/bin/hermes-slot "$@"; }
 
 slot_field() {
     slot status -j "$1" | python3 -c 'import json, sys
-v = json.load(sys.stdin)[0].get(sys.argv[1])
+v = json.load(sys.stdin)["gateways"][0].get(sys.argv[1])
 print("null" if v is None else str(v).lower() if isinstance(v, bool) else v)' "$2"
 }
 
@@ -59,7 +59,7 @@ slot_agree() {
         line=$(slot status "$p")
         human=$(emu_user s6-svstat "$dir")
         ours=$(python3 -c 'import json, sys
-o = json.loads(sys.argv[1])[0]
+o = json.loads(sys.argv[1])["gateways"][0]
 def show(k):
     v = o[k]
     if v is None:
