@@ -23,7 +23,9 @@ ARG HERMES_BASE_IMAGE=hermes-agent:latest
 ARG RUST_IMAGE=rust:1.95-bookworm
 ARG S6_OVERLAY_VERSION=3.2.3.2
 
-# --- the static binaries and the overlay, laid out by the Makefile ----------
+# --- the overlay, laid out by the Makefile -----------------------------------
+# /usr/bin/hermes-s6, every tool in one static executable, and a symlink per
+# tool name (doc/hermes-s6.md); `COPY --from` keeps the symlinks.
 FROM ${RUST_IMAGE} AS build
 ARG TARGETARCH=amd64
 WORKDIR /src

@@ -1,7 +1,12 @@
 # hermes-s6: the one entry point, for people, the Dockerfile and the tests.
 #
-#   make                      static release binaries (x86_64 musl)
-#   make install DESTDIR=DIR  the image overlay, laid out under DIR as in the image
+#   make                      the static release executable (x86_64 musl): hermes-s6,
+#                             every tool in one (src/tool/multicall.rs)
+#   make install DESTDIR=DIR  the image overlay, laid out under DIR as in the image;
+#                             the tool names are symlinks to /usr/bin/hermes-s6
+#   make tiny                 optional: hermes-s6 with std rebuilt for size (nightly
+#                             cargo features on the stable toolchain, rust-src);
+#                             `make install TINY=1` installs it instead
 #   make check                installs what a fresh machine lacks, runs every test
 #                             under each s6 of the matrix (2.11, 2.13, 2.15);
 #                             S6=2.15 runs one
@@ -25,13 +30,28 @@ SHELL    := /bin/bash
 S6_MATRIX := 2.11 2.13 2.15
 S6       ?=
 WITH_S6  := bash tests/container/with-s6
+# The one installed executable; TINY=1 takes the build of `make tiny`.
+SOURCES  := Cargo.toml Cargo.lock $(shell find src bins -name '*.rs')
+TINYDIR  := target/tiny
+MULTICALL := $(if $(TINY),$(TINYDIR)/$(TARGET)/release,$(RELEASE))/hermes-s6
 
-.PHONY: all install check demo demo-skeleton bench deps test-unit test-integration lint clean
+.PHONY: all tiny install check demo demo-skeleton bench deps test-unit test-integration lint clean
 
-all: $(addprefix $(RELEASE)/,$(TOOLS))
+all: $(RELEASE)/hermes-s6
 
-$(addprefix $(RELEASE)/,$(TOOLS)): Cargo.toml Cargo.lock $(shell find src bins -name '*.rs')
-	$(CARGO) build --locked --release --target $(TARGET) --bins
+$(RELEASE)/hermes-s6: $(SOURCES)
+	$(CARGO) build --locked --release --target $(TARGET) --bin hermes-s6
+
+# std rebuilt with the tools, panics aborting at once (no panic message,
+# no backtrace code): about 40% smaller. Cargo's -Z flags are unstable,
+# hence RUSTC_BOOTSTRAP on the stable toolchain; std's source comes from
+# rustup's rust-src component. Never needed by `make check`.
+tiny: $(TINYDIR)/$(TARGET)/release/hermes-s6
+
+$(TINYDIR)/$(TARGET)/release/hermes-s6: $(SOURCES)
+	@rustup component list --installed | grep -qx 'rust-src' || rustup component add rust-src
+	RUSTC_BOOTSTRAP=1 $(CARGO) build --locked --release --target $(TARGET) --bin hermes-s6 --target-dir $(TINYDIR) \
+	  -Z build-std=std,panic_abort -Z panic-immediate-abort --config 'profile.release.panic="immediate-abort"'
 
 # install-tree SRC DST: SRC's tree under DST, modes set whatever the umask
 # or the checkout: directories and executables 0755, other files 0644.
@@ -44,9 +64,13 @@ endef
 
 # The overlay as the image has it: binaries, cont-init stages, s6-rc
 # service definitions, and rootfs/ (bundle membership and the rest).
-install: all
+# The tools are relative symlinks to hermes-s6, which picks the tool by the
+# name it runs as (symlinks rather than hard links: see doc/hermes-s6.md).
+# `ln -sfn` also replaces the regular files of an older install.
+install: $(MULTICALL)
 	install -d -m 0755 $(DESTDIR)/usr/bin $(DESTDIR)/etc/cont-init.d $(DESTDIR)/etc/s6-overlay/s6-rc.d
-	install -m 0755 $(addprefix $(RELEASE)/,$(TOOLS)) $(DESTDIR)/usr/bin/
+	install -m 0755 $(MULTICALL) $(DESTDIR)/usr/bin/hermes-s6
+	for t in $(TOOLS); do ln -sfn hermes-s6 $(DESTDIR)/usr/bin/$$t || exit 1; done
 	install -m 0755 etc-cont-init.d/* $(DESTDIR)/etc/cont-init.d/
 	$(call install-tree,s6-rc.d,$(abspath $(DESTDIR))/etc/s6-overlay/s6-rc.d)
 	$(call install-tree,rootfs,$(abspath $(DESTDIR)))

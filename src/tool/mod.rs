@@ -1,8 +1,10 @@
 //! One module per tool; each exposes `PROG`, `USAGE` and
 //! `main(argv) -> ExitCode`, and reads like the tool's page in `doc/`.
+//! [`multicall`] is the installed executable that runs them all.
 
 pub mod dashboard_finish;
 pub mod dashboard_run;
+pub mod multicall;
 pub mod reconcile;
 pub mod seed_supervise;
 pub mod slot;

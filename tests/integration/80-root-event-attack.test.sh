@@ -54,8 +54,10 @@ assert_rc 0 emu_user s6-svc -u $D
 # ...but s6's own waits need a subscription, which is no longer granted.
 assert_rc 111 emu_user s6-svwait -u -t 2000 $D
 # hermes-slot's waits poll the status instead. The dashboard is reached as
-# a slot through a bind mount: hermes-slot addresses gateway-<profile>.
-emu_root sh -ec 'mkdir -p /run/probe/gateway-dash && mount --bind "$1" /run/probe/gateway-dash' sh $D
+# a slot through a bind mount: hermes-slot addresses gateway-<profile>. The
+# probe directory is the user's, as a scan directory is (hermes-slot keeps
+# its per-profile lock file there).
+emu_root sh -ec 'mkdir -p /run/probe/gateway-dash && chown hermes:hermes /run/probe && mount --bind "$1" /run/probe/gateway-dash' sh $D
 slot() { emu_user /usr/bin/hermes-slot -s /run/probe -H /tmp/probe-home -t 10000 "$@"; }
 assert_rc 0 slot stop -w dash
 assert_eq "false false" "$(emu_user s6-svstat -o up,wantedup $D)" "stop -w: down when it returns"

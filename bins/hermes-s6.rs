@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    hermes_s6::tool::multicall::main()
+}
