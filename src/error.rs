@@ -21,6 +21,9 @@ pub enum Cause {
     Refused(String),
     /// A bound (depth, entries, size) was reached; the work was not done.
     Limit(String),
+    /// What another program wrote cannot be decoded (a status file of an
+    /// unknown size): a system failure to the reader, not bad input.
+    Undecodable(String),
 }
 
 /// An operation that failed, with its object and cause.
@@ -54,6 +57,11 @@ impl Error {
     /// An object that is not acceptable as it is.
     pub fn refused(op: &'static str, object: impl AsRef<Path>, why: impl Into<String>) -> Error {
         Error { op, object: object.as_ref().display().to_string(), cause: Cause::Refused(why.into()), tag: None }
+    }
+
+    /// Data another program wrote that cannot be decoded.
+    pub fn undecodable(op: &'static str, object: impl AsRef<Path>, why: impl Into<String>) -> Error {
+        Error { op, object: object.as_ref().display().to_string(), cause: Cause::Undecodable(why.into()), tag: None }
     }
 
     /// A bound that was reached.
@@ -97,7 +105,7 @@ impl Error {
     /// The exit code a tool uses when this error ends its run.
     pub fn exit_code(&self) -> u8 {
         match self.cause {
-            Cause::Sys(_) | Cause::Limit(_) => exit::SYSTEM,
+            Cause::Sys(_) | Cause::Limit(_) | Cause::Undecodable(_) => exit::SYSTEM,
             Cause::Refused(_) => exit::PERMANENT,
         }
     }
@@ -108,7 +116,7 @@ impl fmt::Display for Error {
         write!(f, "unable to {} {}: ", self.op, printable(&self.object))?;
         match &self.cause {
             Cause::Sys(e) => f.write_str(e.desc()),
-            Cause::Refused(why) | Cause::Limit(why) => f.write_str(&printable(why)),
+            Cause::Refused(why) | Cause::Limit(why) | Cause::Undecodable(why) => f.write_str(&printable(why)),
         }
     }
 }

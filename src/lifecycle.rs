@@ -43,6 +43,7 @@ use crate::s6;
 use crate::s6::control::{self, Sent};
 use crate::s6::listen::{self, Backoff, Deadline, LockWatch, Watch, event};
 use crate::s6::status::{self, Status};
+use crate::s6::svscan;
 use crate::skeleton::Owner;
 use crate::slot::{self, Content, Existing};
 
@@ -105,6 +106,63 @@ impl Drop for ProfileLock<'_> {
     }
 }
 
+/// The scan-directory-wide lock, a `flock` on `.hermes-scan.lck`
+/// (s6-svscan skips dot-names). s6-svscan 2.12+ abandons a scan when an
+/// entry it listed is renamed away before it stats it, and never starts a
+/// service first seen by that scan: so a register holds it shared from its
+/// publish until its slot is supervised, and every rename of a slot out of
+/// the scan ([`move_aside`]) holds it exclusive. The same process must not
+/// hold both (flock would wait on itself). The last holder removes the
+/// file (it can tell: only then does an exclusive lock succeed at once);
+/// waiters then lock a fresh one ([`Dir::lock_file`]).
+struct ScanLock<'a> {
+    scandir: &'a Dir,
+    fd: std::os::fd::OwnedFd,
+}
+
+const SCAN_LOCK: &str = ".hermes-scan.lck";
+
+impl ScanLock<'_> {
+    fn shared(scandir: &Dir) -> Result<ScanLock<'_>> {
+        Ok(ScanLock { scandir, fd: scandir.lock_file_shared(OsStr::new(SCAN_LOCK))? })
+    }
+
+    fn exclusive(scandir: &Dir) -> Result<ScanLock<'_>> {
+        Ok(ScanLock { scandir, fd: scandir.lock_file(OsStr::new(SCAN_LOCK))? })
+    }
+}
+
+impl Drop for ScanLock<'_> {
+    fn drop(&mut self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: flock on an fd we own.
+        if unsafe { libc::flock(self.fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            let _ = self.scandir.unlink_at(OsStr::new(SCAN_LOCK));
+        }
+    }
+}
+
+/// How long a register waits for a supervisor before it takes the slot
+/// for one that an abandoned scan saw (never started, s6 bug) and
+/// publishes it again as a new directory, which s6-svscan sees as new.
+const REPUBLISH_AFTER_MS: u64 = 3000;
+
+/// Refuses a slot the scan directory's s6-svscan could not supervise: it
+/// counts services and loggers against one bound, and past it every scan
+/// fails (2.12+), so the limit is enforced here, with its numbers.
+fn check_room(scandir: &Dir, profile: &Profile) -> Result<()> {
+    let max = svscan::max_entries(scandir);
+    let used = svscan::census(scandir)?.supervised;
+    if used + 2 > max {
+        return Err(Error::limit(
+            "register",
+            scandir.child_path(OsStr::new(&slot::name(profile))),
+            format!("the s6-svscan of this scan directory supervises at most {max} services and loggers, {used} are there already"),
+        ));
+    }
+    Ok(())
+}
+
 /// Takes the per-profile lock that register and unregister take, for a
 /// start, stop or restart: the command and the intent it records are one
 /// step for any other command on the profile, so the recorded intent is
@@ -116,6 +174,11 @@ pub fn lock_profile<'a>(scandir: &'a Dir, profile: &Profile) -> Result<impl Drop
 /// Builds `slot` in `scandir`, publishes it, has it supervised.
 pub fn register(scandir: &Dir, profile: &Profile, content: &Content, owner: Owner, deadline: &Deadline) -> Result<Registered> {
     let _locked = ProfileLock::take(scandir, profile)?;
+    let exists = scandir.stat_at(OsStr::new(&slot::name(profile)))?.is_some();
+    if !exists {
+        check_room(scandir, profile)?;
+    }
+    let mut scan_lock = Some(ScanLock::shared(scandir)?);
     match slot::install(scandir, profile, content, owner, Existing::Refuse) {
         Ok(_) => {}
         Err(e) if slot::is_already_registered(&e) => {
@@ -139,6 +202,7 @@ pub fn register(scandir: &Dir, profile: &Profile, content: &Content, owner: Owne
     let (svc, log, subs) = match open_and_subscribe(scandir, &name) {
         Ok(x) => x,
         Err(e) => {
+            drop(scan_lock.take());
             let _ = withdraw(scandir, profile, &name);
             return Err(e);
         }
@@ -154,24 +218,63 @@ pub fn register(scandir: &Dir, profile: &Profile, content: &Content, owner: Owne
     };
     if let Some(why) = why {
         drop(subs);
+        drop(scan_lock.take());
         let leftover = withdraw(scandir, profile, &name).err();
         return Ok(Registered::RescanFailed { why, leftover });
     }
+    if wait_supervised(&dirs, &subs, &deadline.or_within_ms(REPUBLISH_AFTER_MS))? {
+        return Ok(Registered::Supervised);
+    }
+    if deadline.passed() {
+        return Ok(Registered::TimedOut);
+    }
+    // Still unsupervised after its rescan: publish it again, as a new
+    // directory, and ask again.
+    drop(subs);
+    drop((svc, log));
+    drop(scan_lock.take());
+    match move_aside(scandir, profile, &name)? {
+        Some(aside) => {
+            let busy = scandir.open_dir(&aside).and_then(|d| status::supervised(&d)).unwrap_or(true);
+            if busy {
+                // Supervised after all, at the last moment: put it back.
+                rename_at(scandir, &aside, scandir, &name, Rename::NoReplace)?;
+            } else {
+                tree::remove_tree(scandir, &aside, TREE_LIMITS)?;
+            }
+        }
+        None => return Ok(Registered::TimedOut),
+    }
+    let _scan_lock = ScanLock::shared(scandir)?;
+    if scandir.stat_at(&name)?.is_none() {
+        slot::install(scandir, profile, content, owner, Existing::Refuse)?;
+    }
+    let (svc, log, subs) = open_and_subscribe(scandir, &name)?;
+    let dirs = [&svc, &log];
+    if !all_supervised(&dirs)? {
+        let _ = control::svscanctl(scandir, b"a");
+    }
+    Ok(if wait_supervised(&dirs, &subs, deadline)? { Registered::Supervised } else { Registered::TimedOut })
+}
+
+/// Waits until a supervisor runs on every one of `dirs` (`subs`: their
+/// subscriptions); `Ok(false)` at the deadline.
+fn wait_supervised(dirs: &[&Dir], subs: &[Watch], deadline: &Deadline) -> Result<bool> {
     let watches: Vec<&Watch> = subs.iter().collect();
     let mut backoff = Backoff::new();
     let mut events = Vec::new();
     loop {
+        if all_supervised(dirs)? {
+            return Ok(true);
+        }
         if !listen::wait_watches(&watches, &mut backoff, deadline)? {
-            return Ok(if all_supervised(&dirs)? { Registered::Supervised } else { Registered::TimedOut });
+            return all_supervised(dirs);
         }
         // The events only wake us: the lock and status files decide.
-        for s in &subs {
+        for s in subs {
             s.read_events(&mut events)?;
         }
         events.clear();
-        if all_supervised(&dirs)? {
-            return Ok(Registered::Supervised);
-        }
     }
 }
 
@@ -210,7 +313,10 @@ fn withdraw(scandir: &Dir, profile: &Profile, name: &OsStr) -> std::result::Resu
 }
 
 /// Renames `name` to a fresh aside name; `None` if it is gone already.
+/// Holds the scan lock exclusive meanwhile ([`SCAN_LOCK`]): no register's
+/// rescan is pending while a slot leaves the scan.
 fn move_aside(scandir: &Dir, profile: &Profile, name: &OsStr) -> Result<Option<OsString>> {
+    let _scan_lock = ScanLock::exclusive(scandir)?;
     let base = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
     for n in 0..8 {
         let aside = slot::gone_name(profile, base + n);
@@ -293,8 +399,8 @@ pub fn unregister(scandir: &Dir, profile: &Profile, deadline: &Deadline) -> Resu
     Ok(Unregistered::Removed)
 }
 
-/// Most entries read from a scan directory (s6-svscan's own bound on
-/// services is 160,000).
+/// Most entries read from a scan directory (s6-svscan's bound on services
+/// and loggers is 1000 by default since 2.12, at most 160,000 with `-C`).
 const MAX_SCANDIR: usize = 200_000;
 
 /// The end of an unregister, for a slot already out of the scan as

@@ -2,7 +2,7 @@
 //! become an s6 service slot.
 //!
 //! The rule is s6's (doc/design.md#profile-names): `^[a-z0-9][a-z0-9_-]*$`, at
-//! most 251 bytes (s6-svscan's default `name_max`), checked on the raw
+//! most 251 bytes (s6-svscan's default `name_max` since 2.12), checked on the raw
 //! bytes. Unlike Python's `re.match(…$)`, a trailing newline is refused.
 //! A valid name is safe to use bare in a file name and in a shell script.
 //!

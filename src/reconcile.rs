@@ -30,6 +30,7 @@ use crate::error::{Error, Result, Tag};
 use crate::fs::{Dir, Kind};
 use crate::msg::printable;
 use crate::profile::{self, Profile};
+use crate::s6::svscan;
 use crate::skeleton::Owner;
 use crate::slot::{self, Built, Existing, RunAs, Start};
 use crate::state::{self, PriorExit};
@@ -209,6 +210,10 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
         None => None,
     };
     let names: &[(OsString, Option<Kind>)] = listed.as_ref().map_or(&[], |(_, names)| names);
+    let names = match &scandir {
+        Some(sd) => limit_to_room(sd, names, warn),
+        None => names,
+    };
     let named = parallel_map(names, workers(names.len() + 1), |(name, kind)| {
         let mut warnings: Vec<String> = Vec::new();
         let mut sink = |w: &dyn Display| warnings.push(w.to_string());
@@ -288,6 +293,9 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
             entries.extend(done.entry);
         }
     }
+    if let Some(sd) = &scandir {
+        warn_unstatable(sd, warn);
+    }
     // A failed build removes its staging directory, unless that failed
     // too (no descriptor left to walk it): now that every other build has
     // let its descriptors go, sweep again.
@@ -307,6 +315,44 @@ pub fn run(cfg: &Config, warn: Warn<'_>) -> Result<Outcome> {
         }
     }
     Ok(Outcome { entries, migrated, scandir_unwritable, system_failures, folded, root_started_for_folded })
+}
+
+/// The named profiles the scan directory's s6-svscan can still supervise
+/// (each slot is a service and a logger; the root's slot and the other
+/// services there count too); the rest get a warning each: published,
+/// they would stop every scan (s6 2.12+).
+fn limit_to_room<'a>(scandir: &Dir, names: &'a [(OsString, Option<Kind>)], warn: Warn<'_>) -> &'a [(OsString, Option<Kind>)] {
+    let census = match svscan::census(scandir) {
+        Ok(c) => c,
+        Err(e) => {
+            warn(&e);
+            return names;
+        }
+    };
+    let slots = slot::registered(scandir).map(|r| r.len()).unwrap_or(0);
+    let others = census.supervised.saturating_sub(2 * slots);
+    let max = svscan::max_entries(scandir);
+    // One slot is the root profile's.
+    let room = (max.saturating_sub(others) / 2).saturating_sub(1);
+    if names.len() <= room {
+        return names;
+    }
+    for (name, _) in &names[room..] {
+        let slot = format!("{}{}", slot::PREFIX, name.to_string_lossy());
+        warn(&format_args!(
+            "unable to publish {}: the s6-svscan of this scan directory supervises at most {max} services and loggers ({others} other services there)",
+            scandir.child_path(OsStr::new(&slot)).display()
+        ));
+    }
+    &names[..room]
+}
+
+/// Warns about the entries of the scan directory s6-svscan cannot stat.
+fn warn_unstatable(scandir: &Dir, warn: Warn<'_>) {
+    match svscan::census(scandir) {
+        Ok(c) => c.unstatable.iter().for_each(|(name, e)| warn(&svscan::unstatable_warning(scandir, name, *e))),
+        Err(e) => warn(&e),
+    }
 }
 
 fn warn_with(warn: Warn<'_>, e: &Error, then: &str) {

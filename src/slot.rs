@@ -68,7 +68,7 @@ pub const GONE_INFIX: &str = ".tmp.gone-";
 pub const LOCK_SUFFIX: &str = ".lck";
 /// The longest profile name that gets a slot: its staging name must fit
 /// in a file name (255 bytes); its slot name then fits s6-svscan's
-/// default `name_max` (251) too.
+/// default `name_max` (251, since 2.12) too.
 pub const PROFILE_MAX: usize = 255 - STAGING_PREFIX.len() - STAGING_SUFFIX.len();
 
 /// Largest slot file read back when comparing with the rendered content.
@@ -131,7 +131,8 @@ pub fn gone_name(profile: &Profile, n: u128) -> OsString {
 /// (not symlinks, not dot-names) whose `<p>` is a valid profile name,
 /// sorted.
 pub fn registered(scandir: &Dir) -> Result<Vec<Profile>> {
-    // s6-svscan's own bound on services is 160,000.
+    // s6-svscan supervises at most 160,000 services and loggers (-C's
+    // ceiling; 1000 by default since 2.12).
     let mut out = Vec::new();
     for (name, kind) in scandir.entries_typed(200_000)? {
         let Some(p) = name.as_encoded_bytes().strip_prefix(PREFIX.as_bytes()) else { continue };
@@ -626,7 +627,8 @@ pub struct Swept {
 /// [`clear`]); directories already moved aside are removed if possible,
 /// silently otherwise (they were reported when moved).
 pub fn sweep_staging(scandir: &Dir) -> Result<Swept> {
-    // s6-svscan's own bound on services is 160,000.
+    // s6-svscan supervises at most 160,000 services and loggers (-C's
+    // ceiling; 1000 by default since 2.12).
     const SCANDIR_MAX: usize = 200_000;
     let mut swept = Swept::default();
     let left = &mut swept.leftovers;

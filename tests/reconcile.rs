@@ -1200,3 +1200,40 @@ fn kill_9_at_random_moments_never_leaves_a_half_built_slot() {
     );
     assert!(migrations >= trial / 4 - 1, "the migration trials did not migrate");
 }
+
+#[test]
+fn a_dangling_symlink_and_profiles_past_the_bound_are_warned_about() {
+    if !root_or_skip("reconcile_dangling_and_bound") {
+        return;
+    }
+    let _g = shared();
+    let t = Tree::new("rec-census");
+    t.profile("coder", None);
+    // s6-svscan 2.12+ stops every scan at an entry it cannot stat.
+    std::os::unix::fs::symlink("/nonexistent/svc", t.scan().join("gone")).unwrap();
+    // 1998 other services with loggers and one without: 3997 of the user
+    // scanner's 4000, so room for one slot (the root profile's), not two.
+    for i in 0..1998 {
+        std::fs::create_dir_all(t.scan().join(format!("other{i}/log"))).unwrap();
+    }
+    std::fs::create_dir(t.scan().join("lone")).unwrap();
+    let o = tool(&t.args(), &[], false);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let err = stderr(&o);
+    let scan = t.scan();
+    assert!(
+        err.contains(&format!(
+            "hermes-reconcile: warning: s6-svscan cannot stat {}/gone: No such file or directory: since s6 2.12 it stops every scan there",
+            scan.display()
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "hermes-reconcile: warning: unable to publish {}/gateway-coder: the s6-svscan of this scan directory supervises at most 4000 services and loggers (3997 other services there)",
+            scan.display()
+        )),
+        "{err}"
+    );
+    assert!(scan.join("gateway-default").is_dir() && !scan.join("gateway-coder").exists());
+}

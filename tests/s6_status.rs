@@ -97,3 +97,25 @@ fn a_planted_non_fifo_control_is_refused_not_opened() {
     assert_eq!(std::fs::read(s.join("svc/supervise/control")).unwrap(), b"");
     assert_eq!(control::svscanctl(&svc, b"a").unwrap(), Sent::NotListening, "no .s6-svscan");
 }
+
+#[test]
+fn a_status_file_is_decoded_by_its_exact_size_or_refused_with_it() {
+    let s = Scratch::new("s6-status-size");
+    std::fs::create_dir_all(s.join("svc/supervise")).unwrap();
+    let svc = Dir::open(&s.join("svc")).unwrap();
+    let file = s.join("svc/supervise/status");
+    // s6 2.13.1.0's layout: pid, then pgid, then wait status and flags.
+    let mut b = [0x40, 0, 0, 0, 0x6b, 0x0c, 0x87, 0xb6, 0, 0, 0, 0].repeat(2);
+    b.extend_from_slice(&4242u64.to_be_bytes());
+    b.extend_from_slice(&4240u64.to_be_bytes());
+    b.extend_from_slice(&[0, 0, 0x04]);
+    std::fs::write(&file, &b).unwrap();
+    let st = status::read(&svc).unwrap().unwrap();
+    assert_eq!((st.pid, st.pgid, st.want_up, st.is_up()), (4242, 4240, true, true));
+    for n in [0, 34, 36, 42, 44, 100_000] {
+        std::fs::write(&file, vec![0u8; n]).unwrap();
+        let e = status::read(&svc).unwrap_err();
+        assert_eq!(e.exit_code(), 111, "{n} bytes: {e}");
+        assert!(e.to_string().contains(&format!(": {n} bytes, neither 35 nor 43")), "{e}");
+    }
+}

@@ -840,6 +840,28 @@ fn negative_control_the_shell_baseline_follows_a_planted_symlink() {
 }
 
 #[test]
+fn entries_s6_svscan_cannot_stat_are_warned_about() {
+    if !root_or_skip("entries_s6_svscan_cannot_stat_are_warned_about") {
+        return;
+    }
+    let l = Layout::new("perms-dangling", &["app"], &[]);
+    ok_silent(&l.run(&[]));
+    // A slot removed before its link (s6.md §8): s6-svscan 2.12+ stops
+    // every scan there.
+    symlink(l.sd().join("gone"), l.scan().join("gone")).unwrap();
+    for args in [&["-n"][..], &[][..]] {
+        let o = l.run(args);
+        let want = format!(
+            "hermes-svscan-perms: warning: s6-svscan cannot stat {}/gone: No such file or directory: since s6 2.12 it stops every scan there",
+            l.scan().display()
+        );
+        assert!(stderr(&o).contains(&want), "{args:?}: {}", stderr(&o));
+        assert_eq!(o.status.code(), Some(if args.is_empty() { 0 } else { 1 }), "{args:?}");
+    }
+    assert!(std::fs::symlink_metadata(l.scan().join("gone")).is_ok(), "left to the user");
+}
+
+#[test]
 fn an_event_dir_an_earlier_run_opened_is_closed_and_emptied_of_what_the_user_planted() {
     if !root_or_skip("event_repair") {
         return;

@@ -388,6 +388,16 @@ impl Dir {
     /// the file that is there now. Not followed if a symlink, never blocks
     /// opening a FIFO, refused unless a regular file.
     pub fn lock_file(&self, name: &OsStr) -> Result<OwnedFd> {
+        self.lock_file_as(name, libc::LOCK_EX)
+    }
+
+    /// [`Dir::lock_file`] with a shared `flock` (`LOCK_SH`): many holders
+    /// at once, none while an exclusive one holds it.
+    pub fn lock_file_shared(&self, name: &OsStr) -> Result<OwnedFd> {
+        self.lock_file_as(name, libc::LOCK_SH)
+    }
+
+    fn lock_file_as(&self, name: &OsStr, op: libc::c_int) -> Result<OwnedFd> {
         // Each retry means another process removed the file meanwhile.
         for _ in 0..100 {
             let (fd, st) = self.create_regular(name, OFlag::O_RDONLY, 0o644, "lock")?;
@@ -398,7 +408,7 @@ impl Dir {
             }
             loop {
                 // SAFETY: flock on an fd we own.
-                match Errno::result(unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) }) {
+                match Errno::result(unsafe { libc::flock(fd.as_raw_fd(), op) }) {
                     Ok(_) => break,
                     Err(Errno::EINTR) => continue,
                     Err(e) => return Err(Error::sys("lock", self.child_path(name), e)),

@@ -84,6 +84,15 @@ impl Deadline {
         Deadline(None)
     }
 
+    /// This deadline or `ms` milliseconds from now, whichever comes first.
+    pub fn or_within_ms(&self, ms: u64) -> Deadline {
+        let soon = Instant::now().checked_add(Duration::from_millis(ms));
+        Deadline(match (self.0, soon) {
+            (Some(at), Some(soon)) => Some(at.min(soon)),
+            (at, soon) => at.or(soon),
+        })
+    }
+
     /// Whether it has passed.
     pub fn passed(&self) -> bool {
         self.0.is_some_and(|at| Instant::now() >= at)

@@ -5,6 +5,7 @@
 pub mod control;
 pub mod listen;
 pub mod status;
+pub mod svscan;
 
 /// The fifodir for event subscribers (top level of the service directory
 /// since the first s6 release; there is no `supervise/event` in s6).
@@ -15,7 +16,7 @@ pub const SUPERVISE: &str = "supervise";
 pub const CONTROL: &str = "control";
 /// `supervise/lock`: fcntl-locked while a supervisor runs.
 pub const LOCK: &str = "lock";
-/// `supervise/status`: the 35-byte status record.
+/// `supervise/status`: the status record (35 bytes, 43 in s6 2.13.x).
 pub const STATUS: &str = "status";
 /// Present in the service directory: the service starts wanted down.
 pub const DOWN: &str = "down";

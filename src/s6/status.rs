@@ -1,6 +1,11 @@
 //! Reading a service's state the way s6-svstat does: `supervise/lock`
-//! tells whether a supervisor runs, `supervise/status` (35 bytes) what the
-//! service is doing, `down` whether it is normally down.
+//! tells whether a supervisor runs, `supervise/status` what the service is
+//! doing, `down` whether it is normally down.
+//!
+//! `supervise/status` has two layouts, told apart by their exact size: 35
+//! bytes (s6 2.11, 2.12, 2.14, 2.15) and 43 bytes (s6 2.13.x, which adds
+//! the process group). s6's own readers read 35 bytes whatever the file
+//! holds; a file of any other size is refused here, with its real size.
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -15,8 +20,13 @@ use crate::error::{Error, Result};
 use crate::fs::Dir;
 use crate::s6;
 
-/// Size of `supervise/status` in every s6 release that writes it.
+/// Size of `supervise/status` in s6 2.11, 2.12, 2.14 and 2.15: stamp
+/// 0–11, ready stamp 12–23, pid 24–31, wait status 32–33, flags 34.
 pub const STATUS_LEN: usize = 35;
+
+/// Size of `supervise/status` in s6 2.13.x: pid 24–31, pgid 32–39, wait
+/// status 40–41, flags 42.
+pub const STATUS_LEN_PGID: usize = 43;
 
 /// TAI64 labels count from 2^62; s6 (skalibs' default build) stamps TAI,
 /// which is 37 s ahead of Unix time since 2017.
@@ -36,40 +46,58 @@ pub struct Status {
     pub ready_since_nanos: u32,
     /// The service's pid, 0 when down.
     pub pid: u64,
+    /// Its process group: the file's in s6 2.13.x, else the pid (run is a
+    /// session leader). 0 when down.
+    pub pgid: u64,
     /// Raw wait status of the last death.
     pub wstat: u16,
+    /// Stopped by `s6-svc -p`. Never set for a service not started yet.
     pub paused: bool,
+    /// Never spawned since its supervisor started (s6 2.13.2.0 and later
+    /// write this as pid 0 with the paused flag; older ones cannot say).
+    pub not_started: bool,
     /// `finish` is running.
     pub finishing: bool,
+    /// The supervisor wants the service up (`s6-svc -u`, or no `down` file).
     pub want_up: bool,
+    /// The service notified readiness since it was last spawned.
     pub ready: bool,
 }
 
 /// How the last run ended, from the wait status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Death {
+    /// `run` exited with this code.
     Exited(u8),
+    /// `run` was killed by this signal.
     Signaled(u8),
 }
 
 impl Status {
-    /// Decodes the 35 bytes of `supervise/status`; `None` for any other size.
+    /// Decodes `supervise/status` of either layout; `None` for any other
+    /// size.
     pub fn decode(b: &[u8]) -> Option<Status> {
-        if b.len() != STATUS_LEN {
-            return None;
-        }
+        let (wstat_at, flags_at) = match b.len() {
+            STATUS_LEN => (32, 34),
+            STATUS_LEN_PGID => (40, 42),
+            _ => return None,
+        };
         let be64 = |at: usize| u64::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3], b[at + 4], b[at + 5], b[at + 6], b[at + 7]]);
         let be32 = |at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         let unix = |label: u64| label.wrapping_sub(TAI64_BASE) as i64 - TAI_MINUS_UNIX;
-        let flags = b[34];
+        let pid = be64(24);
+        let flags = b[flags_at];
+        let paused_flag = flags & 1 != 0;
         Some(Status {
             since: unix(be64(0)),
             since_nanos: be32(8),
             ready_since: unix(be64(12)),
             ready_since_nanos: be32(20),
-            pid: be64(24),
-            wstat: u16::from_be_bytes([b[32], b[33]]),
-            paused: flags & 1 != 0,
+            pid,
+            pgid: if b.len() == STATUS_LEN_PGID { be64(32) } else { pid },
+            wstat: u16::from_be_bytes([b[wstat_at], b[wstat_at + 1]]),
+            paused: paused_flag && pid != 0,
+            not_started: paused_flag && pid == 0,
             finishing: flags & 2 != 0,
             want_up: flags & 4 != 0,
             ready: flags & 8 != 0,
@@ -104,15 +132,38 @@ impl Status {
         whole_seconds(self.since, self.since_nanos, now)
     }
 
-    /// Whole seconds since the last readiness change, counted the same way.
+    /// Whole seconds since the last readiness change, counted the same way
+    /// (whether or not the service is ready, as `s6-svstat -o readyfor`).
     pub fn ready_for(&self, now: Duration) -> u64 {
         whole_seconds(self.ready_since, self.ready_since_nanos, now)
     }
 
+    /// `s6-svstat -o updownsince`: the stamp as an external TAI64N label
+    /// (`@` and 24 hex digits), `now` in its place if it is in the future.
+    pub fn updown_since(&self, now: Duration) -> String {
+        let stamp = self.since as i128 * 1_000_000_000 + self.since_nanos as i128;
+        if stamp > now.as_nanos() as i128 {
+            tai64n_label(now.as_secs() as i64, now.subsec_nanos())
+        } else {
+            tai64n_label(self.since, self.since_nanos)
+        }
+    }
+
+    /// `s6-svstat -o readysince`.
+    pub fn ready_since_label(&self) -> String {
+        tai64n_label(self.ready_since, self.ready_since_nanos)
+    }
+
+    /// `s6-svstat -o pgid` (`None` is its -1).
+    pub fn process_group(&self) -> Option<u64> {
+        (self.pgid != 0).then_some(self.pgid)
+    }
+
     /// The exit code of the last run when it exited while down, as
-    /// `s6-svstat -o exitcode` reports it (`None` is its -1).
+    /// `s6-svstat -o exitcode` reports it (`None` is its -1). A service
+    /// not started yet has none.
     pub fn exit_code(&self) -> Option<u8> {
-        match (self.is_up(), self.death()) {
+        match (self.is_up() || self.not_started, self.death()) {
             (false, Death::Exited(c)) => Some(c),
             _ => None,
         }
@@ -120,26 +171,33 @@ impl Status {
 
     /// The signal that killed the last run when down (`-o signum`).
     pub fn signal(&self) -> Option<u8> {
-        match (self.is_up(), self.death()) {
+        match (self.is_up() || self.not_started, self.death()) {
             (false, Death::Signaled(n)) => Some(n),
             _ => None,
         }
     }
 
-    /// The line `s6-svstat DIR` prints (its "legacy" format, as s6 2.11
-    /// prints it: no pgid), without the newline. `normally_up`: no `down`
-    /// file. `now`: time since the Unix epoch.
+    /// The line `s6-svstat DIR` prints, in s6 2.15's words (`up (pid N
+    /// pgid N)`, `down (not started yet)`), without the newline, whichever
+    /// s6 wrote the file. `normally_up`: no `down` file. `now`: time since
+    /// the Unix epoch.
     pub fn human(&self, normally_up: bool, now: Duration) -> String {
         let up = self.is_up();
         let mut out = if up {
-            format!("up (pid {}) ", self.pid)
+            format!("up (pid {} pgid {}) ", self.pid, self.pgid)
+        } else if self.not_started {
+            // s6 2.15 prints no duration and no readiness here, and keeps
+            // the space that precedes them.
+            "down (not started yet) ".to_string()
         } else {
             match self.death() {
                 Death::Signaled(n) => format!("down (signal {}) ", signal_name(n)),
                 Death::Exited(c) => format!("down (exitcode {c}) "),
             }
         };
-        out.push_str(&format!("{} seconds", self.updown_for(now)));
+        if !self.not_started {
+            out.push_str(&format!("{} seconds", self.updown_for(now)));
+        }
         let suffixes = [
             (up && !normally_up, ", normally down"),
             (!up && normally_up, ", normally up"),
@@ -152,11 +210,18 @@ impl Status {
                 out.push_str(text);
             }
         }
-        if self.ready {
+        if self.ready && !self.not_started {
             out.push_str(&format!(", ready {} seconds", self.ready_for(now)));
         }
         out
     }
+}
+
+/// The external TAI64N label of a Unix time: `@`, then the TAI64 label and
+/// the nanoseconds in hex (skalibs' timestamp format).
+fn tai64n_label(unix_secs: i64, nanos: u32) -> String {
+    let label = ((unix_secs + TAI_MINUS_UNIX) as u64).wrapping_add(TAI64_BASE);
+    format!("@{label:016x}{nanos:08x}")
 }
 
 /// `SIGTERM` for 15: the name s6-svstat prints; the number when the
@@ -226,8 +291,8 @@ pub fn read(svc: &Dir) -> Result<Option<Status>> {
     if st.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Error::refused("read", path(), "not a regular file"));
     }
-    // One byte more than a status: a bigger file is not one.
-    let mut buf = [0u8; STATUS_LEN + 1];
+    // One byte more than the bigger layout: a bigger file is neither.
+    let mut buf = [0u8; STATUS_LEN_PGID + 1];
     let mut len = 0;
     while len < buf.len() {
         match nix::unistd::read(&fd, &mut buf[len..]) {
@@ -237,7 +302,11 @@ pub fn read(svc: &Dir) -> Result<Option<Status>> {
             Err(e) => return Err(Error::sys("read", path(), e)),
         }
     }
-    Status::decode(&buf[..len]).map(Some).ok_or_else(|| Error::refused("decode", path(), format!("{len} bytes instead of {STATUS_LEN}")))
+    Status::decode(&buf[..len]).map(Some).ok_or_else(|| {
+        // Past what was read, the size is the inode's own.
+        let size = if len == buf.len() { (st.st_size as u64).max(len as u64) } else { len as u64 };
+        Error::undecodable("decode", path(), format!("{size} bytes, neither {STATUS_LEN} nor {STATUS_LEN_PGID}"))
+    })
 }
 
 /// Whether the service is normally down (a `down` file exists).
@@ -294,7 +363,7 @@ mod tests {
         b[24..32].copy_from_slice(&77u64.to_be_bytes());
         b[34] = 1;
         let up = Status::decode(&b).unwrap();
-        assert_eq!(up.human(false, at(s.since + 5, 0x1a74edd5)), "up (pid 77) 5 seconds, normally down, paused, want down");
+        assert_eq!(up.human(false, at(s.since + 5, 0x1a74edd5)), "up (pid 77 pgid 77) 5 seconds, normally down, paused, want down");
         assert_eq!((up.exit_code(), up.signal()), (None, None));
         b[24..32].copy_from_slice(&0u64.to_be_bytes());
         b[32..34].copy_from_slice(&(libc::SIGKILL as u16).to_be_bytes());
@@ -309,6 +378,79 @@ mod tests {
     #[test]
     fn other_sizes_are_not_a_status() {
         assert_eq!(Status::decode(&EXITED_3[..34]), None);
-        assert_eq!(Status::decode(&[0; 36]), None);
+        for n in [0, 34, 36, 42, 44, 70] {
+            assert_eq!(Status::decode(&vec![0; n]), None, "{n} bytes");
+        }
+    }
+
+    /// 12-byte TAI64N stamps as s6 wrote them in the recordings below.
+    const T0: [u8; 12] = [0x40, 0, 0, 0, 0x6b, 0x0c, 0x87, 0xb6, 0x17, 0x23, 0x08, 0x59];
+    const T1: [u8; 12] = [0x40, 0, 0, 0, 0x6b, 0x0c, 0x87, 0xb6, 0x2b, 0x86, 0xdd, 0xeb];
+
+    fn record(stamp: [u8; 12], ready: [u8; 12], words: &[u64], wstat: u16, flags: u8) -> Vec<u8> {
+        let mut b = [stamp, ready].concat();
+        for w in words {
+            b.extend_from_slice(&w.to_be_bytes());
+        }
+        b.extend_from_slice(&wstat.to_be_bytes());
+        b.push(flags);
+        b
+    }
+
+    #[test]
+    fn the_2_13_layout_has_a_pgid_between_pid_and_wait_status() {
+        // Recorded from s6 2.13.1.0 (Debian trixie): a fresh supervisor of
+        // a service with a down file, then the same service up.
+        let fresh = record(T0, T0, &[0, 0], 0, 0x08);
+        let up = record(T1, T0, &[0x13df, 0x13df], 0, 0x04);
+        assert_eq!((fresh.len(), up.len()), (STATUS_LEN_PGID, STATUS_LEN_PGID));
+        let s = Status::decode(&fresh).unwrap();
+        assert_eq!((s.pid, s.pgid, s.process_group(), s.not_started, s.paused), (0, 0, None, false, false));
+        assert_eq!((s.exit_code(), s.signal(), s.is_ready(), s.want_up), (Some(0), None, false, false));
+        // What s6-svstat 2.13.1.0 printed for it (-o updownsince,readysince).
+        assert_eq!(s.updown_since(Duration::from_secs(u32::MAX as u64)), "@400000006b0c87b617230859");
+        assert_eq!(s.ready_since_label(), "@400000006b0c87b617230859");
+        let at = Duration::new((s.since + 2) as u64, 0x17230859);
+        assert_eq!(s.human(false, at), "down (exitcode 0) 2 seconds, ready 2 seconds");
+        let u = Status::decode(&up).unwrap();
+        assert_eq!((u.pid, u.pgid, u.process_group(), u.want_up, u.is_up()), (5087, 5087, Some(5087), true, true));
+        assert_eq!(u.updown_since(Duration::from_secs(u32::MAX as u64)), "@400000006b0c87b62b86ddeb");
+        assert_eq!(u.human(false, Duration::new(u.since as u64, 0x2b86ddeb)), "up (pid 5087 pgid 5087) 0 seconds, normally down");
+        // The pgid is the file's, whatever the pid; the wait status and
+        // flags are read after it.
+        let other = record(T1, T0, &[77, 70], libc::SIGKILL as u16, 0x04 | 0x01);
+        let o = Status::decode(&other).unwrap();
+        assert_eq!((o.pid, o.pgid, o.paused, o.want_up, o.wstat), (77, 70, true, true, libc::SIGKILL as u16));
+        assert!(o.human(true, Duration::new(o.since as u64, 0)).starts_with("up (pid 77 pgid 70) "));
+        let down = record(T1, T0, &[0, 0], libc::SIGKILL as u16, 0x04);
+        assert_eq!(Status::decode(&down).unwrap().signal(), Some(libc::SIGKILL as u8));
+    }
+
+    #[test]
+    fn the_35_byte_layout_reports_the_pid_as_pgid() {
+        // Recorded from s6 2.15.1.0 (Debian sid): the same service up.
+        let up = record(T1, T0, &[0x1414], 0, 0x04);
+        let u = Status::decode(&up).unwrap();
+        assert_eq!((u.pid, u.pgid, u.process_group()), (0x1414, 0x1414, Some(0x1414)));
+        assert_eq!(Status::decode(&EXITED_3).unwrap().process_group(), None);
+    }
+
+    #[test]
+    fn not_started_yet_is_pid_0_with_the_paused_flag() {
+        // Recorded from s6 2.15.1.0: a fresh supervisor of a service with a
+        // down file (flags: paused, ready). s6-svstat printed
+        // "down (not started yet) " and -o paused,exitcode,signal false -1 NA.
+        let fresh = record(T0, T0, &[0], 0, 0x09);
+        let s = Status::decode(&fresh).unwrap();
+        assert!(s.not_started && !s.paused && !s.is_up() && !s.is_ready());
+        assert_eq!((s.exit_code(), s.signal()), (None, None));
+        let now = Duration::new((s.since + 3) as u64, 0);
+        assert_eq!(s.human(false, now), "down (not started yet) ");
+        assert_eq!(s.human(true, now), "down (not started yet) , normally up");
+        // A paused service has a pid.
+        let paused = record(T1, T0, &[42], 0, 0x05);
+        let p = Status::decode(&paused).unwrap();
+        assert!(p.paused && !p.not_started);
+        assert_eq!(p.human(true, Duration::new(p.since as u64, 0x2b86ddeb)), "up (pid 42 pgid 42) 0 seconds, paused");
     }
 }

@@ -629,8 +629,8 @@ fn status_line(p: &Profile, o: &Observed, now: Duration) -> String {
     }
 }
 
-/// One JSON object; field names are `s6-svstat -o`'s, `null` where it
-/// prints -1 or NA.
+/// One JSON object; field names and values are `s6-svstat -o`'s (all of
+/// them), `null` where it prints -1 or NA.
 fn status_json(p: &Profile, o: &Observed, now: Duration) -> String {
     let quote = |s: &str| serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string());
     let opt = |v: Option<String>| v.unwrap_or_else(|| "null".to_string());
@@ -640,16 +640,20 @@ fn status_json(p: &Profile, o: &Observed, now: Duration) -> String {
         Observed::Unsupervised => format!("{head},\"registered\":true,\"supervised\":false}}"),
         Observed::Supervised { status: s, normally_up } => format!(
             "{head},\"registered\":true,\"supervised\":true,\"up\":{},\"wantedup\":{},\"normallyup\":{normally_up},\"ready\":{},\"paused\":{},\
-\"pid\":{},\"exitcode\":{},\"signal\":{},\"updownfor\":{},\"readyfor\":{}}}",
+\"pid\":{},\"pgid\":{},\"exitcode\":{},\"signal\":{},\"signum\":{},\"updownsince\":{},\"readysince\":{},\"updownfor\":{},\"readyfor\":{}}}",
             s.is_up(),
             s.want_up,
             s.is_ready(),
             s.paused,
             opt(s.is_up().then(|| s.pid.to_string())),
+            opt(s.process_group().map(|g| g.to_string())),
             opt(s.exit_code().map(|c| c.to_string())),
             opt(s.signal().map(|n| quote(&crate::s6::status::signal_name(n)))),
+            opt(s.signal().map(|n| n.to_string())),
+            quote(&s.updown_since(now)),
+            quote(&s.ready_since_label()),
             s.updown_for(now),
-            opt(s.ready.then(|| s.ready_for(now).to_string())),
+            s.ready_for(now),
         ),
     }
 }

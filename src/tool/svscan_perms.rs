@@ -28,7 +28,7 @@ pub const USAGE: &str =
     "hermes-svscan-perms [ -n ] [ -v ] [ -t isolated|shared ] [ -u user ] [ -r servicedirs ] [ -s scandir ] [ -d user_scandir ] [ -b ]";
 
 /// Services read from the service-directory set, at most (s6-svscan 2.12+
-/// caps a scan at 160000 services, loggers included).
+/// supervises 1000 services and loggers by default, 160,000 at most).
 const MAX_SERVICES: usize = 200_000;
 
 /// Where the gateway slots live (doc/design.md#topologies).
@@ -129,6 +129,13 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     for dir in root_scandir.iter().chain(user_scandir.iter()) {
         run.sweep(dir);
+        run.unstatable(dir);
+    }
+    // (The shared topology does not hand root's back for the sweep.)
+    if root_scandir.is_none()
+        && let Ok(dir) = Dir::open(&args.scandir)
+    {
+        run.unstatable(&dir);
     }
     let code = if run.failed {
         exit::SYSTEM
@@ -357,6 +364,21 @@ impl Run<'_> {
             self.root_supervised_slots(dir, true);
         }
         (root_dir, user_dir)
+    }
+
+    /// Warns about the entries s6-svscan cannot stat in a scan directory
+    /// (dangling symlinks): each stops every scan there (s6 2.12+). They
+    /// are the user's to remove; under `-n` they make the exit code 1.
+    fn unstatable(&mut self, dir: &Dir) {
+        match crate::s6::svscan::census(dir) {
+            Ok(c) => {
+                for (name, e) in &c.unstatable {
+                    msg::warn(PROG, crate::s6::svscan::unstatable_warning(dir, name, *e));
+                    self.missing = true;
+                }
+            }
+            Err(e) => self.fail(&e),
+        }
     }
 
     /// Under `-n`, one line per service directory in root's scan directory

@@ -15,10 +15,13 @@ emu_root install -d -o hermes -g hermes -m 0755 /run/hermes/service
 # What s6-rc does to bring a longrun up.
 emu_root sh -c "rm -f $PG/down && s6-svc -uwu -T 5000 $PG"
 wait_until 5000 emu_root test -p /run/hermes/service/.s6-svscan/control
+# Its bound is 4000 services and loggers: -C since s6 2.12, -c before.
+bound=-C
+[[ ${HERMES_S6_VERSION:-2.11} == 2.11.* ]] && bound=-c
 scanner=$(emu_root sh -c 'for p in /proc/[0-9]*; do
-    [ "$(cat $p/comm 2>/dev/null)" = s6-svscan ] && case "$(tr "\0" " " <$p/cmdline)" in *"s6-svscan -d 3 /run/hermes/service ") true ;; *) false ;; esac &&
-        stat -c %u "$p"; done; true')
-assert_eq 10000 "$scanner" "the user's scanner runs as hermes"
+    [ "$(cat $p/comm 2>/dev/null)" = s6-svscan ] && case "$(tr "\0" " " <$p/cmdline)" in *"s6-svscan $1 4000 -d 3 /run/hermes/service ") true ;; *) false ;; esac &&
+        stat -c %u "$p"; done; true' sh "$bound")
+assert_eq 10000 "$scanner" "the user's scanner runs as hermes, with $bound 4000"
 assert_eq "hermes 700" "$(emu_root stat -c '%U %a' /run/hermes/service/.s6-svscan)" "its control dir is hermes's"
 
 # hermes adds a slot and rescans by itself; the slot's run runs as hermes.
@@ -53,6 +56,7 @@ emu_down "$EMU"
 # --- no topology: a failed start, parked, not restarted --------------------------
 emu_boot -o "$HERMES_S6_DESTDIR" -e HERMES_S6_TOPOLOGY=isolate
 assert_rc 1 emu_root sh -c "rm -f $PG/down && s6-svc -uwU -T 5000 $PG"
-assert_contains "$ASSERT_OUT" "failed permanently" "s6-rc sees a failed start, not a wait without end"
+# (s6-svc 2.11: "failed permanently"; 2.13+: "reported permanent failure")
+assert_contains "$ASSERT_OUT" "permanent" "s6-rc sees a failed start, not a wait without end"
 sleep 1.5
 assert_eq "false false" "$(emu_root s6-svstat -o up,wantedup $PG)" "still parked after the restart delay"

@@ -11,9 +11,9 @@
 #   slot CMD [ARG...]           hermes-slot as hermes, the container's way
 #                               (no -s: the default scan directory rule)
 #   slot_agree PROFILE WHAT     hermes-slot status (-j and human) agrees
-#                               with s6-svstat -o up,wantedup,normallyup,pid
-#                               and with s6-svstat's line (retried if a
-#                               second ticks between the reads)
+#                               with every field of s6-svstat -o this s6
+#                               has and with s6-svstat's line (retried if
+#                               a second ticks between the reads)
 #   slot_field PROFILE FIELD    one field of hermes-slot status -j
 #   slot_supervisors PATTERN    the s6-supervise processes whose argument
 #                               matches the extended regex PATTERN, as
@@ -44,17 +44,29 @@ v = json.load(sys.stdin)["gateways"][0].get(sys.argv[1])
 print("null" if v is None else str(v).lower() if isinstance(v, bool) else v)' "$2"
 }
 
+# slot_agree PROFILE WHAT: `hermes-slot status -j` carries every field of
+# `s6-svstat -o` (those this s6 knows: 2.11 has no pgid) with its value,
+# and `hermes-slot status` prints s6-svstat's line (in s6 2.15's words:
+# on 2.11 ours has a pgid in the up line, theirs not). Retried: seconds
+# may tick between the reads.
 slot_agree() {
     local p=$1 what=$2 dir=$SD/gateway-$1 attempt j ours theirs line human
+    local fields=up,wantedup,normallyup,ready,paused,pid,pgid,exitcode,signal,signum,updownsince,readysince,updownfor,readyfor
+    emu_user s6-svstat -o pgid "$dir" >/dev/null 2>&1 || fields=${fields/,pgid/}
     for attempt in 1 2 3 4 5; do
         j=$(slot status -j "$p")
-        theirs=$(emu_user s6-svstat -o up,wantedup,normallyup,pid "$dir")
+        theirs=$(emu_user s6-svstat -o "$fields" "$dir")
         line=$(slot status "$p")
         human=$(emu_user s6-svstat "$dir")
         ours=$(python3 -c 'import json, sys
 o = json.loads(sys.argv[1])["gateways"][0]
-b = lambda k: str(o[k]).lower()
-print(b("up"), b("wantedup"), b("normallyup"), -1 if o["pid"] is None else o["pid"])' "$j")
+def show(k):
+    v = o[k]
+    if v is None:
+        return "NA" if k == "signal" else "-1"
+    return str(v).lower() if isinstance(v, bool) else str(v)
+print(" ".join(show(k) for k in sys.argv[2].split(",")))' "$j" "$fields")
+        [[ $fields == *pgid* ]] || line=$(sed -E 's/^([^:]*: up \(pid [0-9]+) pgid [0-9]+\)/\1)/' <<<"$line")
         if [[ $ours == "$theirs" && $line == "$p: $human" ]]; then
             return 0
         fi
