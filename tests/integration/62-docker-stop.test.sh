@@ -25,7 +25,11 @@ ledger=$home/state/gateway.lifecycle.json
 mkdir -p "$home/state"
 printf '{"phase": "running", "pid": %s}\n' "$$" >"$ledger"
 stop() {
-    kill "$sleeper"
+    # One shutdown: stage 4's TERM to every process and s6-supervise's TERM
+    # to its service arrive close together; a second one caught during the
+    # 5 s would start the shutdown over once sleep returns.
+    trap '' TERM
+    kill "$sleeper" 2>/dev/null
     sleep 5
     printf '{"phase": "exited", "pid": %s, "exit_code": 0, "exit_reason": "signal"}\n' "$$" >"$ledger.tmp"
     mv -f "$ledger.tmp" "$ledger"
