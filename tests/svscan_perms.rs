@@ -846,7 +846,7 @@ fn entries_s6_svscan_cannot_stat_are_warned_about() {
     }
     let l = Layout::new("perms-dangling", &["app"], &[]);
     ok_silent(&l.run(&[]));
-    // A slot removed before its link (s6.md §8): s6-svscan 2.12+ stops
+    // A slot removed before its link (doc/design.md#abandoned-scan): s6-svscan 2.12+ stops
     // every scan there.
     symlink(l.sd().join("gone"), l.scan().join("gone")).unwrap();
     for args in [&["-n"][..], &[][..]] {

@@ -6,7 +6,7 @@
 //! one bound (`-C`, default 1000), and it abandons a whole scan when `stat`
 //! fails on any entry not starting with a dot (a dangling symlink, say); a
 //! service first seen by an abandoned scan is then never started (an s6
-//! bug, s6-real-world.md §2). s6 2.11 bounds services with `-c` (default
+//! bug, doc/design.md#abandoned-scan). s6 2.11 bounds services with `-c` (default
 //! 500, a logged service counting once) and only skips what it cannot
 //! stat.
 
