@@ -316,7 +316,11 @@ print(n)
     let stop_file = t.s.join("stop-gateway");
     let gateway = python_as_user(GATEWAY, &[&state, &stop_file]);
     let (mut ours_lost, mut failures, mut lost) = (0, Vec::new(), Vec::new());
-    for round in 0..ROUNDS {
+    // At least ROUNDS rounds, and on until the gateway has written more
+    // often than that (a quiet machine runs 200 rounds in about as many
+    // gateway writes): the two must overlap all along.
+    let (mut round, mut gateway_writes) = (0, 0);
+    while round < ROUNDS || (gateway_writes <= ROUNDS as u64 && round < 20 * ROUNDS) {
         let (cmd, want) = if round % 2 == 0 { ("stop", "stopped") } else { ("start", "running") };
         let o = t.slot(&[cmd, "gw"]);
         if o.status.code() != Some(0) || !o.stderr.is_empty() {
@@ -335,6 +339,8 @@ print(n)
         if v["desired_state"] != want {
             ours_lost += 1;
         }
+        gateway_writes = gateway_writes.max(max);
+        round += 1;
     }
     std::fs::write(&stop_file, "").unwrap();
     let out = gateway.wait_with_output().unwrap();
@@ -349,6 +355,6 @@ print(n)
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap().replace("NaN", "null")).unwrap();
     assert_eq!(v["desired_state"], "stopped");
     eprintln!(
-        "concurrent writers: {ROUNDS} rounds, {writes} gateway writes, 0 gateway updates lost, {ours_lost} of ours overwritten by the gateway"
+        "concurrent writers: {round} rounds, {writes} gateway writes, 0 gateway updates lost, {ours_lost} of ours overwritten by the gateway"
     );
 }
