@@ -494,14 +494,9 @@ fn control_slot(ctx: &Ctx, scandir: &Dir, p: &Profile, cmd: Command, wait: bool)
 /// leaves the gateway down), then stop and wait, record `stopped`, and the
 /// park marker for the boot ([`park`]).
 fn park(ctx: &Ctx, p: &Profile) -> ExitCode {
-    let scandir = match open_scandir(ctx) {
-        Ok(d) => d,
+    let (scandir, svc) = match open_registered(ctx, p) {
+        Ok(found) => found,
         Err(code) => return code,
-    };
-    let svc = match lifecycle::open_slot(&scandir, p) {
-        Ok(Some(d)) => d,
-        Ok(None) => return fatal(code::NOT_REGISTERED, not_registered(p)),
-        Err(e) => return fatal(e.exit_code(), e),
     };
     if let Err(e) = touch_down(&svc) {
         return fatal(e.exit_code(), e);
@@ -515,16 +510,22 @@ fn park(ctx: &Ctx, p: &Profile) -> ExitCode {
     report_control(p, &c, ",\"parked\":true")
 }
 
+/// The scan directory and `p`'s slot in it; a slot that is not there is
+/// the not-registered exit.
+fn open_registered(ctx: &Ctx, p: &Profile) -> Result<(Dir, Dir), ExitCode> {
+    let scandir = open_scandir(ctx)?;
+    match lifecycle::open_slot(&scandir, p) {
+        Ok(Some(svc)) => Ok((scandir, svc)),
+        Ok(None) => Err(fatal(code::NOT_REGISTERED, not_registered(p))),
+        Err(e) => Err(fatal(e.exit_code(), e)),
+    }
+}
+
 /// unpark: the marker and the `down` file go, then a start.
 fn unpark(ctx: &Ctx, p: &Profile, wait: bool) -> ExitCode {
-    let scandir = match open_scandir(ctx) {
-        Ok(d) => d,
+    let (scandir, svc) = match open_registered(ctx, p) {
+        Ok(found) => found,
         Err(code) => return code,
-    };
-    let svc = match lifecycle::open_slot(&scandir, p) {
-        Ok(Some(d)) => d,
-        Ok(None) => return fatal(code::NOT_REGISTERED, not_registered(p)),
-        Err(e) => return fatal(e.exit_code(), e),
     };
     if let Some(code) = mark_parked(ctx, p, false) {
         return fatal(code.0, code.1);
