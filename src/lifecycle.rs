@@ -130,6 +130,16 @@ impl ScanLock<'_> {
     fn exclusive(scandir: &Dir) -> Result<ScanLock<'_>> {
         Ok(ScanLock { scandir, fd: scandir.lock_file(OsStr::new(SCAN_LOCK))? })
     }
+
+    /// Removes a lock file a killed holder left (nobody else's drop would,
+    /// when no rename out of the scan follows): taken and let go, it goes
+    /// unless someone holds it. Best effort: a failure leaves a dot-name
+    /// s6-svscan ignores.
+    fn clear_stale(scandir: &Dir) {
+        if matches!(scandir.stat_at(OsStr::new(SCAN_LOCK)), Ok(Some(_))) {
+            drop(ScanLock::exclusive(scandir));
+        }
+    }
 }
 
 impl Drop for ScanLock<'_> {
@@ -378,6 +388,8 @@ pub fn unregister(scandir: &Dir, profile: &Profile, deadline: &Deadline) -> Resu
         }
         drop(svc);
         move_aside(scandir, profile, &name)?;
+    } else {
+        ScanLock::clear_stale(scandir);
     }
     let prefix = slot::gone_prefix(profile);
     let mut gone: Vec<OsString> = scandir
