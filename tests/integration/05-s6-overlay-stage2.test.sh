@@ -18,7 +18,7 @@ for n in first second; do
 done
 touch "$rcd/second/dependencies.d/first"
 echo 3 >"$rcd/first/notification-fd"
-printf '#!/bin/sh\nsleep 0.3\ntouch /run/first-ready\necho >&3\nexec sleep 1000000\n' >"$rcd/first/run"
+printf '#!/bin/sh\necho "$PATH" >/run/run-path\nsleep 0.3\ntouch /run/first-ready\necho >&3\nexec sleep 1000000\n' >"$rcd/first/run"
 printf '#!/bin/sh\nexec sleep 1000000\n' >"$rcd/second/run"
 printf '#!/bin/sh\nexec sleep 1000000\n' >"$img/etc/services.d/legacy/run"
 printf '#!/bin/sh\n{ env | sort; echo "cwd=$(pwd) umask=$(umask) stdin=$(readlink /proc/self/fd/0) uid=$(id -u)"; } >/run/probe\n' \
@@ -34,6 +34,9 @@ touch "$old_base/etc/s6-overlay/s6-rc.d/user/contents.d/first"
 
 log() { cat "$EMU/svscan.log"; }
 
+readonly OVERLAY_PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+readonly DEBIAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
 # ---- 3.2.3.2: cont-init as s6-overlay runs it, the bundle in order, readiness awaited
 emu_boot -2 -o "$img" -e HERMES_TEST_VAR=hello -- sh -c 'test -e /run/first-ready && echo CMD-AFTER-READY; exec sleep 1000000'
 assert_eq ok "$(emu_wait_stage2 10000)" "stage 2 verdict"
@@ -48,8 +51,13 @@ assert_contains "$out" "$(printf 's6-rc: info: service first successfully starte
 assert_contains "$out" "service legacy-services successfully started" "legacy-services after the bundle"
 wait_until 5000 emu_root s6-svok /run/service/legacy
 assert_eq "true true" "$(emu_root s6-svstat -o up,ready /run/s6-rc/servicedirs/first)" "first up and ready"
-assert_eq "/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-    "$(emu_root sh -c 'tr "\0" "\n" </proc/1/environ | sed -n "s/^PATH=//p"')" "PID 1's PATH"
+assert_eq "$OVERLAY_PATH" "$(emu_root sh -c 'tr "\0" "\n" </proc/1/environ | sed -n "s/^PATH=//p"')" "PID 1's PATH"
+assert_eq "$OVERLAY_PATH" "$(emu_root cat /run/run-path)" "a run script's PATH"
+# docker exec: the image's ENV PATH (Debian's by default), without /command;
+# the s6-overlay symlinks tarballs (there by default) put s6-svstat in /usr/bin.
+assert_eq "$DEBIAN_PATH" "$(emu_root sh -c 'echo "$PATH"')" "docker exec's PATH"
+assert_eq "$DEBIAN_PATH" "$(emu_user sh -c 'echo "$PATH"')" "docker exec -u hermes's PATH"
+assert_eq "/usr/bin/s6-svstat /usr/bin/printcontenv" "$(emu_user sh -c 'command -v s6-svstat; command -v printcontenv' | paste -sd' ')" "the symlinks tarballs' tools"
 # The whole environment of /init, stored.
 assert_eq "HERMES_TEST_VAR HOME HOSTNAME PATH PWD" "$(emu_root ls /run/s6/container_environment | tr '\n' ' ' | sed 's/ $//')" "container_environment"
 assert_eq "/root" "$(emu_root cat /run/s6/container_environment/HOME)" "HOME stored"
@@ -64,6 +72,25 @@ out=$(log)
 assert_contains "$out" "$(printf 'rc.shutdown: info: +')" "stage 3 ran"
 [[ $out =~ legacy-services\ down.*second\ down.*first\ down ]] || fail "$(printf 'down order wrong:\n%s' "$out")"
 assert_contains "$out" "all processes exited" "nothing left to kill"
+
+# ---- an image without s6-overlay's symlinks tarballs: the s6 tools are
+# found through /command only, which docker exec has only when the image's
+# ENV PATH has it (-P); stages and run scripts always have it
+emu_boot -2 -N -o "$img"
+assert_eq ok "$(emu_wait_stage2 10000)" "no symlinks: the boot does not need them"
+assert_eq "$OVERLAY_PATH" "$(emu_root cat /run/run-path)" "no symlinks: the run script's PATH"
+assert_rc 127 emu_user sh -c 's6-svstat /run/service/first'
+assert_contains "$ASSERT_OUT" "s6-svstat: not found" "no symlinks, no /command on PATH: docker exec -u hermes C s6-svstat"
+assert_rc 127 emu_root sh -c 's6-svok /run/service/first'
+assert_rc 127 emu_root sh -c 'printcontenv HOME'
+assert_eq "true" "$(emu_root /command/s6-svstat -o up /run/service/first)" "/command/s6-svstat by its path"
+emu_down "$EMU"
+emu_boot -2 -N -P "$OVERLAY_PATH" -o "$img"
+assert_eq ok "$(emu_wait_stage2 10000)" "no symlinks, /command on the image's PATH"
+assert_eq "$OVERLAY_PATH" "$(emu_user sh -c 'echo "$PATH"')" "-P: the image's PATH in docker exec"
+assert_eq "/command/s6-svstat" "$(emu_user sh -c 'command -v s6-svstat')" "s6-svstat through /command"
+assert_eq "true" "$(emu_root s6-svstat -o up /run/service/first)" "s6-svstat by name"
+emu_down "$EMU"
 
 # ---- the membership directory each s6-overlay reads
 emu_boot -2 -o "$img" -o "$old_base"
