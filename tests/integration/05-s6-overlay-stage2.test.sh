@@ -34,6 +34,19 @@ touch "$old_base/etc/s6-overlay/s6-rc.d/user/contents.d/first"
 
 log() { cat "$EMU/svscan.log"; }
 
+# wait_halted TIMEOUT_MS: the container's PID 1 exits by itself.
+wait_halted() {
+    local pid1 deadline
+    pid1=$(<"$EMU/pid")
+    now_ms
+    deadline=$((NOW_MS + $1))
+    while kill -0 "$pid1" 2>/dev/null; do
+        now_ms
+        ((NOW_MS < deadline)) || fail "the container did not halt within $1 ms"
+        sleep 0.02
+    done
+}
+
 readonly OVERLAY_PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 readonly DEBIAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
@@ -124,17 +137,50 @@ assert_rc 1 emu_root test -e /run/service/legacy
 emu_down "$EMU"
 
 emu_boot -2 -o "$bad" -o "$img" -e S6_BEHAVIOUR_IF_STAGE2_FAILS=2 -- echo CMD-RAN
-pid1=$(<"$EMU/pid")
-now_ms
-deadline=$((NOW_MS + 10000))
-while kill -0 "$pid1" 2>/dev/null; do
-    now_ms
-    ((NOW_MS < deadline)) || fail "S6_BEHAVIOUR_IF_STAGE2_FAILS=2: the container did not halt"
-    sleep 0.02
-done
+wait_halted 10000
 out=$(log)
 assert_contains "$out" "rc.init: fatal: stopping the container." "behaviour 2 halts"
 assert_contains "$out" "the container exits with code 1" "exit code 1"
+assert_not_contains "$out" "CMD-RAN" "no CMD after a halt"
+emu_down "$EMU"
+
+# ---- S6_CMD_WAIT_FOR_SERVICES_MAXTIME bounds the whole transition (s6-rc -t),
+# not each service: two longruns ready 0.9 s after they start, bound 1.5 s
+slow=$EMU_TMP/slow
+srcd=$slow/etc/s6-overlay/s6-rc.d
+mkdir -p "$srcd/slowa/dependencies.d" "$srcd/slowb/dependencies.d" \
+    "$slow/etc/s6-overlay/user-bundles.d/user/contents.d" "$slow/etc/services.d/legacy"
+for n in slowa slowb; do
+    echo longrun >"$srcd/$n/type"
+    echo 3 >"$srcd/$n/notification-fd"
+    touch "$srcd/$n/dependencies.d/base" "$slow/etc/s6-overlay/user-bundles.d/user/contents.d/$n"
+    printf '#!/bin/sh\nsleep 0.9\necho >&3\nexec sleep 1000000\n' >"$srcd/$n/run"
+done
+printf '#!/bin/sh\nexec sleep 1000000\n' >"$slow/etc/services.d/legacy/run"
+chmod 0755 "$srcd"/*/run "$slow/etc/services.d/legacy/run"
+# independent: s6-rc starts them in parallel, both ready well within 1.5 s
+emu_boot -2 -o "$slow" -e S6_CMD_WAIT_FOR_SERVICES_MAXTIME=1500
+assert_eq ok "$(emu_wait_stage2 10000)" "two independent 0.9 s longruns within S6_CMD_WAIT_FOR_SERVICES_MAXTIME=1500"
+emu_down "$EMU"
+# slowb after slowa: 1.8 s in all, past the bound (though each takes less)
+touch "$srcd/slowb/dependencies.d/slowa"
+emu_boot -2 -o "$slow" -e S6_CMD_WAIT_FOR_SERVICES_MAXTIME=1500 -- sh -c 'echo CMD-RAN; exec sleep 1000000'
+assert_eq failed "$(emu_wait_stage2 10000)" "S6_CMD_WAIT_FOR_SERVICES_MAXTIME bounds the whole user bundle"
+wait_until 5000 grep -q CMD-RAN "$EMU/svscan.log"
+out=$(log)
+assert_contains "$out" "s6-rc: fatal: timed out" "s6-rc times out"
+assert_contains "$out" "service slowb: starting" "slowb was starting at the deadline"
+assert_not_contains "$out" "legacy-services successfully started" "no legacy-services after a time-out"
+assert_rc 1 emu_root test -e /run/service/legacy
+# s6-rc kills nothing: the start in flight completes, unrecorded
+wait_until 5000 emu_root sh -c '/command/s6-svstat -o ready /run/s6-rc/servicedirs/slowb | grep -qx true'
+assert_eq slowa "$(emu_root cat /run/s6/.emu-started)" "only what was up at the deadline is recorded"
+emu_down "$EMU"
+emu_boot -2 -o "$slow" -e S6_CMD_WAIT_FOR_SERVICES_MAXTIME=1500 -e S6_BEHAVIOUR_IF_STAGE2_FAILS=2 -- echo CMD-RAN
+wait_halted 10000
+out=$(log)
+assert_contains "$out" "s6-rc: fatal: timed out" "timed out, behaviour 2"
+assert_contains "$out" "the container exits with code 2" "behaviour 2 halts with s6-rc's exit code"
 assert_not_contains "$out" "CMD-RAN" "no CMD after a halt"
 emu_down "$EMU"
 
