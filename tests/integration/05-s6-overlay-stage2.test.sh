@@ -215,3 +215,18 @@ assert_eq overlayfs "$(emu_root stat -f -c %T /run)" "/run is on the overlay roo
 dev_dir=$(emu_root stat -c %d /run/s6) dev_file=$(emu_root stat -c %d /run/s6/workdir)
 [[ $dev_dir != "$dev_file" ]] || fail "/run/s6 and /run/s6/workdir share st_dev $dev_dir: not the docker-run overlay"
 emu_down "$EMU"
+
+# ---- docker run --read-only -e S6_READ_ONLY_ROOT=1 (-R): the image is
+# read-only (/tmp too), /run is a tmpfs, the volume is writable
+rovol=$EMU_TMP/rovol
+mkdir -p "$rovol"
+emu_boot -2 -R -o "$img" -v "$rovol"
+assert_eq ok "$(emu_wait_stage2 10000)" "read-only root: boot"
+assert_rc 1 emu_root touch /etc/probe
+assert_contains "$ASSERT_OUT" "Read-only file system" "the image's root is read-only"
+assert_rc 1 emu_root touch /tmp/probe
+assert_eq tmpfs "$(emu_root stat -f -c %T /run)" "/run is a tmpfs"
+assert_rc 0 emu_root touch /run/probe
+assert_rc 0 emu_user touch /opt/data/probe
+assert_eq 1 "$(emu_root cat /run/s6/container_environment/S6_READ_ONLY_ROOT)" "S6_READ_ONLY_ROOT stored"
+emu_down "$EMU"
