@@ -3,7 +3,7 @@
 # a gateway down across a supervisor restart (s6-svc -x, then a rescan),
 # both topologies, and across a reboot of the container (same volume, new
 # /run), under both boot rules (a parked root is not started by the
-# multiplex rule's fold); unpark undoes it; register -r without SOUL.md
+# multiplex rule's fold); unpark undoes it; register -e without SOUL.md
 # creates nothing (exit 2); restart of a down gateway starts it; -j
 # prints one JSON object, result or error; scandir names the scan
 # directory every command uses.
@@ -44,14 +44,16 @@ for topology in isolated shared; do
     assert_eq "$SD" "$(slot scandir)" "$topology: scandir"
     assert_eq "{\"scandir\":\"$SD\"}" "$(slot -j scandir)" "$topology: scandir -j"
 
-    # register -r: no SOUL.md, nothing created, exit 2.
+    # register -e: no SOUL.md, nothing created, exit 2.
     before=$(emu_root sh -c "ls -A $SD; find /opt/data -printf '%p %i %C@\n' | sort" | sha256sum)
-    assert_rc 2 slot register -r coder
-    assert_eq "hermes-slot: fatal: profile 'coder' has no SOUL.md: not registered" "$ASSERT_OUT" "$topology: register -r"
+    assert_rc 2 slot register -e coder
+    assert_eq "hermes-slot: fatal: profile 'coder' has no SOUL.md: not registered" "$ASSERT_OUT" "$topology: register -e"
     assert_eq "$before" "$(emu_root sh -c "ls -A $SD; find /opt/data -printf '%p %i %C@\n' | sort" | sha256sum)" "$topology: nothing created"
-    assert_eq '{"error":"profile '"'"'coder'"'"' has no SOUL.md: not registered","code":2}' "$(slot -j register -r coder 2>/dev/null || true)" "$topology: -j error"
+    assert_eq '{"error":"profile '"'"'coder'"'"' has no SOUL.md: not registered","code":2}' "$(slot -j register -e coder 2>/dev/null || true)" "$topology: -j error"
     emu_user sh -ec 'echo soul >/opt/data/profiles/coder/SOUL.md'
-    assert_rc 0 slot register -r -d coder
+    assert_rc 100 slot register -r coder
+    assert_contains "$ASSERT_OUT" "hermes-slot: usage: " "$topology: -r is no register option"
+    assert_rc 0 slot register -e -d coder
 
     # restart of a down gateway starts it and records running.
     assert_rc 0 slot restart -w coder
