@@ -1,8 +1,7 @@
-//! hermes-slot: a profile gateway's slot at run time, as the user. The
-//! commands are the rows of [`COMMANDS`] (register, unregister, start,
-//! stop, restart, park, unpark, status, list, port, scandir). Every outcome
-//! a caller must tell apart has its own exit code ([`code`]); `-j` makes
-//! stdout one JSON object, result or error. See doc/hermes-slot.md.
+//! hermes-slot: a profile gateway's slot at run time, as the user. Its
+//! commands are the rows of [`COMMANDS`]. Every outcome a caller must tell
+//! apart has its own exit code ([`code`]); `-j` makes stdout one JSON
+//! object, result or error. See doc/hermes-slot.md.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Display;
