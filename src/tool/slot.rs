@@ -1,5 +1,5 @@
 //! hermes-slot: a profile gateway's slot at run time, as the user. Its
-//! commands are the rows of [`COMMANDS`]. Every outcome a caller must tell
+//! commands are the rows of `COMMANDS`. Every outcome a caller must tell
 //! apart has its own exit code ([`code`]); `-j` makes stdout one JSON
 //! object, result or error. See doc/hermes-slot.md.
 
@@ -90,7 +90,7 @@ impl Flags {
 }
 
 /// The synopsis, as `-h` prints it and the page starts: the global
-/// options, then each command's form from [`COMMANDS`]. Neighbouring
+/// options, then each command's form from `COMMANDS`. Neighbouring
 /// commands with the same options and operands share one form
 /// (`start|stop|restart [ -w ] profile`).
 pub fn usage() -> String {
