@@ -18,9 +18,9 @@
 //! * replacing a directory or a file is build-aside-then-rename
 //!   ([`publish`], [`publish::replace_file`]);
 //! * what root builds for the user is built where only root can write,
-//!   then given away through fds, the top last ([`handover`]); what a
-//!   tool creates is given to the user through the fd it was created with
-//!   when root creates it ([`Owner`]).
+//!   then given away through fds, the top last ([`handover`]); a file
+//!   root writes for the user is given to them through the fd it was
+//!   created with, never by name ([`Owner`]).
 
 mod dir;
 pub mod handover;
