@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{self, Arg};
-use crate::fs::Dir;
+use crate::fs::{Dir, Owner};
 use crate::layout;
 use crate::lifecycle::{self, Command, Controlled, Observed, Registered, Unreachable, Unregistered};
 use crate::msg::{self, exit, printable};
@@ -21,7 +21,6 @@ use crate::planned_stop;
 use crate::port;
 use crate::profile::{self, Profile};
 use crate::s6::listen::Deadline;
-use crate::skeleton::Owner;
 use crate::slot::{self, RunAs, Start};
 use crate::state::{self, Previous};
 use crate::user;
