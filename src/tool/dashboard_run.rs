@@ -15,7 +15,7 @@ use crate::cli::{self, Arg};
 use crate::error::{Cause, Error};
 use crate::exec;
 use crate::msg::{self, exit, printable};
-use crate::truthy::is_truthy;
+use crate::truthy;
 use crate::user;
 
 /// The name the tool prints in its messages.
@@ -23,13 +23,13 @@ pub const PROG: &str = "dashboard-run";
 /// The synopsis, as `-h` prints it and its page starts.
 pub const USAGE: &str = "dashboard-run [ -u user ] [ -H dir ] [ prog... ]";
 
-/// The switch: the dashboard runs only when this is truthy.
+/// The switch: the dashboard runs only when this is truthy ([`truthy::exact`]).
 pub const ENABLE_VAR: &str = "HERMES_DASHBOARD";
 /// The address the dashboard binds.
 pub const HOST_VAR: &str = "HERMES_DASHBOARD_HOST";
 /// The port it binds.
 pub const PORT_VAR: &str = "HERMES_DASHBOARD_PORT";
-/// Truthy: bind a non-loopback address (passes `--insecure`).
+/// Truthy ([`truthy::exact`]): bind a non-loopback address (passes `--insecure`).
 pub const INSECURE_VAR: &str = "HERMES_DASHBOARD_INSECURE";
 
 /// Loopback by default: the dashboard refuses a non-loopback bind without
@@ -117,7 +117,7 @@ impl std::fmt::Display for BadPort {
 /// The decision, from the variables `get` returns. Empty HOST and PORT
 /// count as unset (as `${VAR:-default}` does in upstream's script).
 fn decide(get: impl Fn(&str) -> Option<OsString>) -> Result<Decision, BadPort> {
-    if !get(ENABLE_VAR).is_some_and(|v| is_truthy(&v)) {
+    if !get(ENABLE_VAR).is_some_and(|v| truthy::exact(&v)) {
         return Ok(Decision::Disabled);
     }
     let set = |name| get(name).filter(|v| !v.is_empty());
@@ -126,7 +126,7 @@ fn decide(get: impl Fn(&str) -> Option<OsString>) -> Result<Decision, BadPort> {
         None => DEFAULT_PORT,
         Some(v) => parse_port(&v).ok_or(BadPort(v))?,
     };
-    let warn_insecure = get(INSECURE_VAR).is_some_and(|v| is_truthy(&v));
+    let warn_insecure = get(INSECURE_VAR).is_some_and(|v| truthy::exact(&v));
     Ok(Decision::Start(Dashboard { host, port, warn_insecure }))
 }
 
@@ -238,7 +238,7 @@ mod tests {
         for v in ["", "0", "false", "no", "on", "tRue", " 1", "yes "] {
             assert_eq!(decide(env(&[("HERMES_DASHBOARD", v), ("HERMES_DASHBOARD_PORT", "abc")])), Ok(Decision::Disabled), "{v:?}");
         }
-        for v in crate::truthy::TRUTHY {
+        for v in crate::truthy::EXACT {
             assert_eq!(decide(env(&[("HERMES_DASHBOARD", v)])), start("127.0.0.1", 9119, false), "{v:?}");
         }
     }
