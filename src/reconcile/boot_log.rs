@@ -50,11 +50,7 @@ pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, po
         text.push_str(&log_line(&ts, e, policy));
         text.push('\n');
     }
-    let chown = match owner {
-        Owner::Chown { uid, gid } => Some((uid, gid)),
-        Owner::Caller { .. } => None,
-    };
-    logs.append_file_for(log, 0o644, text.as_bytes(), chown)?;
+    logs.append_file_for(log, 0o644, text.as_bytes(), owner.chown_to())?;
     Ok(())
 }
 
