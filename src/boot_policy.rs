@@ -10,7 +10,7 @@
 //!   every named profile is registered down unless its own `config.yaml`
 //!   says `gateway: {standalone: true}`; the root slot is started when its
 //!   own intent, or the intent of any non-standalone named profile, is
-//!   `running` ("folded into root", [`fold`]).
+//!   `running` ("folded into root", [`Named::folds`]).
 
 use std::fmt;
 

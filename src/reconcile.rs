@@ -45,7 +45,7 @@ pub const PROFILES: &str = crate::profile::PROFILES;
 /// A named profile is a directory holding this file.
 pub const MARKER: &str = "SOUL.md";
 /// Runtime files of the previous container, removed from every profile home.
-pub const STALE_FILES: [&str; 2] = ["gateway.pid", "processes.json"];
+const STALE_FILES: [&str; 2] = ["gateway.pid", "processes.json"];
 /// Most entries read from `profiles/` (beyond: no named profile at all).
 const MAX_PROFILES: usize = 65_536;
 

@@ -14,7 +14,7 @@ use crate::local_time::local_timestamp;
 use crate::state;
 
 /// The log directory in `$HERMES_HOME`.
-pub const LOGS: &str = "logs";
+const LOGS: &str = "logs";
 /// The reconcile log in `logs/`.
 pub const BOOT_LOG: &str = "container-boot.log";
 /// Where the reconcile log is rotated to.
@@ -24,7 +24,7 @@ pub const ROTATE_AT: u64 = 262_144;
 
 /// One line of the boot log (without its newline); the multiplex rule
 /// appends ` folded_into_root=True|False` (Python's spelling, as R-4).
-pub fn log_line(timestamp: &str, e: &Entry, policy: Policy) -> String {
+fn log_line(timestamp: &str, e: &Entry, policy: Policy) -> String {
     let prior = e.prior_state.as_deref().map_or("None".into(), state::printable);
     let mut line =
         format!("{timestamp} profile={} prior_state={prior} action={} prior_exit={}", e.profile, e.action.as_str(), e.prior_exit.as_str());

@@ -26,27 +26,27 @@ pub const USAGE: &str = "dashboard-run [ -u user ] [ -H dir ] [ prog... ]";
 /// The switch: the dashboard runs only when this is truthy ([`truthy::exact`]).
 pub const ENABLE_VAR: &str = "HERMES_DASHBOARD";
 /// The address the dashboard binds.
-pub const HOST_VAR: &str = "HERMES_DASHBOARD_HOST";
+const HOST_VAR: &str = "HERMES_DASHBOARD_HOST";
 /// The port it binds.
-pub const PORT_VAR: &str = "HERMES_DASHBOARD_PORT";
+const PORT_VAR: &str = "HERMES_DASHBOARD_PORT";
 /// Truthy ([`truthy::exact`]): bind a non-loopback address (passes `--insecure`).
-pub const INSECURE_VAR: &str = "HERMES_DASHBOARD_INSECURE";
+const INSECURE_VAR: &str = "HERMES_DASHBOARD_INSECURE";
 
 /// Loopback by default: the dashboard refuses a non-loopback bind without
 /// an auth provider, and a `0.0.0.0` default made that a restart loop
 /// (upstream hermes-agent #49567).
-pub const DEFAULT_HOST: &str = "127.0.0.1";
+const DEFAULT_HOST: &str = "127.0.0.1";
 /// The port when `HERMES_DASHBOARD_PORT` is unset or empty.
-pub const DEFAULT_PORT: u16 = 9119;
+const DEFAULT_PORT: u16 = 9119;
 /// HOME and working directory of the dashboard (the image's volume).
-pub const DEFAULT_DIR: &str = crate::layout::DEFAULT_HOME;
+const DEFAULT_DIR: &str = crate::layout::DEFAULT_HOME;
 /// The account it runs as by default.
-pub const DEFAULT_USER: &str = "hermes";
+const DEFAULT_USER: &str = "hermes";
 /// The program run when no `prog...` is given (found through PATH).
-pub const DEFAULT_PROG: &str = "hermes";
+const DEFAULT_PROG: &str = "hermes";
 
 /// Upstream's lines for the retired `HERMES_DASHBOARD_INSECURE`, word for word.
-pub const INSECURE_WARNING: [&str; 4] = [
+const INSECURE_WARNING: [&str; 4] = [
     "[dashboard] HERMES_DASHBOARD_INSECURE no longer disables the auth gate.",
     "[dashboard] A non-loopback dashboard requires an auth provider:",
     "[dashboard]   set HERMES_DASHBOARD_BASIC_AUTH_USERNAME + _PASSWORD (password)",

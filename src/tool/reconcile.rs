@@ -25,7 +25,7 @@ pub const PROG: &str = "hermes-reconcile";
 pub const USAGE: &str = "hermes-reconcile [ -n ] [ -j ] [ -s scandir ] [ -H hermes_home ] [ -u user ]";
 
 /// Printed instead of reconciling in a dashboard-only container.
-pub const DASHBOARD_SKIP: &str = "reconcile: skipping (dashboard container: it runs no profile gateways)";
+const DASHBOARD_SKIP: &str = "reconcile: skipping (dashboard container: it runs no profile gateways)";
 
 #[derive(Debug, PartialEq, Eq)]
 struct Args {

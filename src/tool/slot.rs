@@ -163,7 +163,7 @@ fn done(text: &str, object: &str) -> ExitCode {
 }
 
 /// Default bound on every wait, in milliseconds.
-pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
 struct Args {
     scandir: Option<PathBuf>,
