@@ -159,9 +159,10 @@ fn help_and_usage() {
     let o = run(TOOL, &["-u", "a;b", "-nj"]);
     assert_eq!(json_error(&o), (vec![], "unable to use account a;b: expected a login name or :UID:GID".into(), 100));
     assert_eq!(stderr(&o), "hermes-reconcile: fatal: unable to use account a;b: expected a login name or :UID:GID\n");
-    // A usage error after -j: JSON too; before it, the rest is not read.
+    // A usage error with -j anywhere before `--`: JSON too (cli::asks_for_json).
     for (bad, why) in [
         (&["-j", "-q"][..], "invalid option '-q'"),
+        (&["-q", "-j"], "invalid option '-q'"),
         (&["-nj", "extra"], "unexpected argument \"extra\""),
         (&["-j", "-s"], "missing argument for option '-s'"),
     ] {
@@ -171,8 +172,11 @@ fn help_and_usage() {
             stderr(&o).ends_with("hermes-reconcile: usage: hermes-reconcile [ -n ] [ -j ] [ -s scandir ] [ -H hermes_home ] [ -u user ]\n")
         );
     }
-    let o = run(TOOL, &["-q", "-j"]);
-    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(100), ""));
+    // -j as a value, or after `--`, is not a request for JSON.
+    for bad in [&["-q", "-s", "-j"][..], &["-q", "--", "-j"]] {
+        let o = run(TOOL, bad);
+        assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(100), ""), "{bad:?}");
+    }
     // -h is a request for the usage, not a run: plain text even after -j.
     assert_eq!(stdout(&run(TOOL, &["-jh"])), "usage: hermes-reconcile [ -n ] [ -j ] [ -s scandir ] [ -H hermes_home ] [ -u user ]\n");
 }
