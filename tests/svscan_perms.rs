@@ -86,7 +86,7 @@ impl Layout {
     }
     fn args(&self, extra: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        for (o, p) in [("-r", self.sd()), ("-s", self.scan()), ("-d", self.user_scan())] {
+        for (o, p) in [("-r", self.sd()), ("-S", self.scan()), ("-s", self.user_scan())] {
             v.push(o.into());
             v.push(p.to_string_lossy().into_owned());
         }
@@ -158,10 +158,10 @@ fn a_second_run_changes_nothing() {
     }
     let l = Layout::new("perms-idem", &["app"], &["web"]);
     for topo in ["isolated", "shared"] {
-        assert_eq!(l.run(&["-t", topo]).status.code(), Some(0));
+        assert_eq!(l.run(&["-T", topo]).status.code(), Some(0));
         let before = tree_snap(&l.s.join("run"));
         std::thread::sleep(Duration::from_millis(20));
-        let o = l.run(&["-v", "-t", topo]);
+        let o = l.run(&["-v", "-T", topo]);
         ok_silent(&o);
         assert_eq!(tree_snap(&l.s.join("run")), before, "{topo}: modes, owners or ctimes changed");
     }
@@ -206,7 +206,7 @@ fn check_mode_reports_exits_1_before_and_0_after_and_changes_nothing() {
     for topo in ["isolated", "shared"] {
         let before = tree_snap(&l.s.join("run"));
         std::thread::sleep(Duration::from_millis(20));
-        let o = l.run(&["-n", "-t", topo]);
+        let o = l.run(&["-n", "-T", topo]);
         assert_eq!(o.status.code(), Some(1), "{topo}: {}", stderr(&o));
         assert_eq!(tree_snap(&l.s.join("run")), before, "{topo}: -n changed modes, owners or ctimes");
         let out = stdout(&o);
@@ -235,11 +235,11 @@ fn check_mode_reports_exits_1_before_and_0_after_and_changes_nothing() {
         assert_eq!(out.lines().count(), if topo == "shared" { 5 } else { 6 }, "{out}");
     }
     // Shared, then isolated: both are in place afterwards.
-    assert_eq!(l.run(&["-t", "shared"]).status.code(), Some(0));
+    assert_eq!(l.run(&["-T", "shared"]).status.code(), Some(0));
     assert_eq!(l.run(&[]).status.code(), Some(0));
     for topo in ["shared", "isolated"] {
         let before = tree_snap(&l.s.join("run"));
-        let o = l.run(&["-n", "-t", topo]);
+        let o = l.run(&["-n", "-T", topo]);
         assert_eq!(o.status.code(), Some(0), "{topo}: {}{}", stdout(&o), stderr(&o));
         assert_eq!(tree_snap(&l.s.join("run")), before);
         assert!(!stdout(&o).contains(" no "), "{}", stdout(&o));
@@ -265,7 +265,7 @@ fn check_mode_with_verbose_lists_what_would_change() {
         return;
     }
     let l = Layout::new("perms-check-v", &["app"], &[]);
-    let o = l.run(&["-n", "-v", "-t", "shared"]);
+    let o = l.run(&["-n", "-v", "-T", "shared"]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains(&format!("info: would chmod {}/app/supervise 0700 -> 0710", l.sd().display())), "{err}");
@@ -280,7 +280,7 @@ fn shared_topology_gives_the_scandir_and_svscanctl_to_the_user() {
     }
     let l = Layout::new("perms-shared", &["app"], &[]);
     let lock = snap(&l.scan().join(".s6-svscan/lock"));
-    ok_silent(&l.run(&["-t", "shared"]));
+    ok_silent(&l.run(&["-T", "shared"]));
     assert_eq!(&ids(&l.scan()), &[DIR, 0o755, UID, GID]);
     assert_eq!(&ids(&l.scan().join(".s6-svscan")), &[DIR, 0o710, 0, GID]);
     assert_eq!(&ids(&l.scan().join(".s6-svscan/control")), &[FIFO, 0o620, 0, GID]);
@@ -565,10 +565,10 @@ fn a_fifo_at_the_svscan_control_dir_or_status_does_not_hang() {
     mkfifo(&l.sd().join("app/supervise/status"), 0o644);
     std::fs::remove_dir_all(l.scan().join(".s6-svscan")).unwrap();
     mkfifo(&l.scan().join(".s6-svscan"), 0o600);
-    let o = run_bounded(&l.args(&["-t", "shared"]));
+    let o = run_bounded(&l.args(&["-T", "shared"]));
     assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
     assert!(stderr(&o).contains(".s6-svscan: is a FIFO, expected a directory"), "{}", stderr(&o));
-    let o = run_bounded(&l.args(&["-n", "-t", "shared"]));
+    let o = run_bounded(&l.args(&["-n", "-T", "shared"]));
     assert!(stdout(&o).contains("/app: status no (supervise/status 0644 0:0)"), "{}", stdout(&o));
 }
 
@@ -579,10 +579,13 @@ fn bad_invocations_are_refused_with_one_clear_line() {
     }
     let o = run(TOOL, &["-h"]);
     assert_eq!(o.status.code(), Some(0));
-    assert!(stdout(&o).starts_with("usage: hermes-svscan-perms [ -n ] [ -v ] [ -t isolated|shared ]"), "{}", stdout(&o));
+    assert!(stdout(&o).starts_with("usage: hermes-svscan-perms [ -n ] [ -v ] [ -T isolated|shared ]"), "{}", stdout(&o));
     for (args, needle) in [
         (&["-x"][..], "hermes-svscan-perms: usage: hermes-svscan-perms [ -n ]"),
-        (&["-t", "both"], "fatal: invalid topology: both"),
+        (&["-T", "both"], "fatal: invalid topology: both"),
+        // The letters before doc/conventions.md: usage errors, not aliases.
+        (&["-t", "shared"], "fatal: invalid option '-t'"),
+        (&["-d", "/run/hermes/service"], "fatal: invalid option '-d'"),
         (&["operand"], "fatal: unexpected operand: operand"),
         (&["-u", "no-such-user-here"], "fatal: unable to resolve user no-such-user-here: no such user in /etc/passwd"),
     ] {
@@ -606,7 +609,7 @@ fn a_missing_servicedirs_is_a_warning_and_the_scandirs_are_still_done() {
     }
     let l = Layout::new("perms-no-sd", &[], &[]);
     std::fs::remove_dir_all(l.s.join("run/s6-rc")).unwrap();
-    let o = l.run(&["-t", "shared"]);
+    let o = l.run(&["-T", "shared"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("warning: ") && stderr(&o).contains("no such directory, so no static services"), "{}", stderr(&o));
     assert_eq!(&ids(&l.scan()), &[DIR, 0o755, UID, GID]);
@@ -772,7 +775,7 @@ fn attack_fifos_with_no_reader_swapped_in_where_directories_are_expected() {
     mkfifo(&l.sd().join("f3"), 0o666);
     chown(&l.sd().join("f3"), UID, GID);
     let pid = attacker(&[(a.join("supervise"), a.join("f1")), (a.join("event"), a.join("f2")), (a.clone(), l.sd().join("f3"))], true);
-    let (ok, refused) = race(&l, &c, pid, &["-t", "shared"], 400, &|| {});
+    let (ok, refused) = race(&l, &c, pid, &["-T", "shared"], 400, &|| {});
     eprintln!("fifo swaps: {ok} clean runs, {refused} refused, never blocked");
 }
 
@@ -809,13 +812,13 @@ fn attack_directories_renamed_mid_walk() {
         (l.scan().join(".gateway-x.tmp"), l.scan().join("decoy")),
     ];
     let pid = attacker(&swaps, true);
-    let (ok, refused) = race(&l, &c, pid, &["-t", "shared"], 400, &sweep_outside);
+    let (ok, refused) = race(&l, &c, pid, &["-T", "shared"], 400, &sweep_outside);
     eprintln!("exchanges mid-walk: {ok} clean runs, {refused} refused, canary intact");
     // Plain renames away and back, too, on a fresh tree.
     let (l, c) = attackable("perms-attack-move", &names);
     let sd = l.sd();
     let pid = attacker(&[(sd.join("a"), sd.join("a-moved")), (sd.join("b/supervise"), sd.join("b/supervise-moved"))], false);
-    let (ok, refused) = race(&l, &c, pid, &["-t", "shared"], 400, &|| {});
+    let (ok, refused) = race(&l, &c, pid, &["-T", "shared"], 400, &|| {});
     eprintln!("renames mid-walk: {ok} clean runs, {refused} refused, canary intact");
 }
 
