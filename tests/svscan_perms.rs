@@ -347,7 +347,7 @@ fn a_symlink_on_the_way_to_the_user_scandir_is_refused() {
     std::fs::create_dir(&elsewhere).unwrap();
     symlink(&elsewhere, l.s.join("run/hermes")).unwrap();
     let o = l.run(&[]);
-    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(100), "refused: {}", stderr(&o));
     assert!(
         stderr(&o).contains(&format!("warning: unable to use {}/run/hermes: is a symlink, expected a directory", l.s.path().display())),
         "{}",
@@ -530,7 +530,8 @@ fn wrong_types_and_symlinks_are_refused_and_the_rest_is_still_done() {
     let plants: Vec<_> = cases.iter().map(|(n, _, rel, _)| snap(&planted(n, rel))).collect();
     let o = run_bounded(&l.args(&[]));
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(111), "{err}");
+    // Refusals only: 100 (doc/conventions.md#refused-is-100).
+    assert_eq!(o.status.code(), Some(100), "{err}");
     for (name, _, _, needle) in &cases {
         assert!(
             err.lines().any(|line| line.starts_with("hermes-svscan-perms: warning: unable to use ")
@@ -548,10 +549,75 @@ fn wrong_types_and_symlinks_are_refused_and_the_rest_is_still_done() {
     }
     assert_model(&l.sd().join("good"));
     assert_eq!(&ids(&l.sd().join("fifo-service")), &[FIFO, 0o666, 0, 0]);
-    // -n reports the same refusals, changes nothing and exits 111.
+    // -n reports the same refusals, changes nothing and exits 100.
     let o = run_bounded(&l.args(&["-n"]));
-    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(100), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), cases.len(), "{}", stderr(&o));
+    assert_eq!(c.state(), before);
+}
+
+/// A leftover deeper than the sweep's bound (64 levels): removing it stops
+/// at the bound, a failure of the system kind (111), whoever planted it.
+fn deep_leftover(scan: &Path) -> PathBuf {
+    let top = scan.join(".gateway-deep.tmp");
+    let mut p = top.clone();
+    for _ in 0..70 {
+        p.push("d");
+    }
+    std::fs::create_dir_all(&p).unwrap();
+    top
+}
+
+#[test]
+fn exit_code_is_the_highest_among_objects_refusal_100_system_111() {
+    if !root_or_skip("exit_code_highest") {
+        return;
+    }
+    // (doc/conventions.md#several-objects) Each object is still handled;
+    // one warning line each; the exit is the highest code among them.
+    let refused = |l: &Layout, c: &Canary| {
+        let sup = l.add("sup-symlink").join("supervise");
+        std::fs::remove_dir_all(&sup).unwrap();
+        symlink(&c.dir, &sup).unwrap();
+        let control = l.add("control-symlink").join("supervise/control");
+        std::fs::remove_file(&control).unwrap();
+        symlink(&c.file, &control).unwrap();
+    };
+    // Refusals only: 100, and the good service still gets the model.
+    let l = Layout::new("perms-code-refused", &["good"], &[]);
+    let c = Canary::new(&l.s);
+    let before = c.state();
+    refused(&l, &c);
+    for extra in [&[][..], &["-n"], &["-T", "shared"]] {
+        let o = run_bounded(&l.args(extra));
+        assert_eq!(o.status.code(), Some(100), "{extra:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 2, "{extra:?}: one warning per refused object: {}", stderr(&o));
+        assert!(stderr(&o).lines().all(|l| l.starts_with("hermes-svscan-perms: warning: unable to use ")), "{}", stderr(&o));
+    }
+    assert_model(&l.sd().join("good"));
+    assert_eq!(c.state(), before);
+    // A bound reached (a system failure): 111, and the rest is still done.
+    let l = Layout::new("perms-code-system", &["good"], &[]);
+    let deep = deep_leftover(&l.scan());
+    let o = run_bounded(&l.args(&["-T", "shared"]));
+    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    assert!(stderr(&o).contains("deeper than 64 levels"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert_model(&l.sd().join("good"));
+    assert_eq!(&ids(&l.scan()), &[DIR, 0o755, UID, GID], "the scan directory was still shared");
+    assert!(deep.is_dir());
+    // Both in one run: the highest, 111; each object said once.
+    let l = Layout::new("perms-code-both", &["good"], &[]);
+    let c = Canary::new(&l.s);
+    let before = c.state();
+    refused(&l, &c);
+    deep_leftover(&l.scan());
+    let o = run_bounded(&l.args(&["-T", "shared"]));
+    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("sup-symlink/supervise: is a symlink"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("control-symlink/supervise/control: is a symlink"), "{}", stderr(&o));
+    assert_model(&l.sd().join("good"));
     assert_eq!(c.state(), before);
 }
 
@@ -566,7 +632,7 @@ fn a_fifo_at_the_svscan_control_dir_or_status_does_not_hang() {
     std::fs::remove_dir_all(l.scan().join(".s6-svscan")).unwrap();
     mkfifo(&l.scan().join(".s6-svscan"), 0o600);
     let o = run_bounded(&l.args(&["-T", "shared"]));
-    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(100), "refused: {}", stderr(&o));
     assert!(stderr(&o).contains(".s6-svscan: is a FIFO, expected a directory"), "{}", stderr(&o));
     let o = run_bounded(&l.args(&["-n", "-T", "shared"]));
     assert!(stdout(&o).contains("/app: status no (supervise/status 0644 0:0)"), "{}", stdout(&o));
@@ -679,8 +745,8 @@ fn finished(pid: nix::unistd::Pid) -> Option<i32> {
 
 /// Runs the tool over and over while the attacker works (at most `runs`
 /// times), between runs calling `reopen` (which gives the attacker back what
-/// a run took away). Every run must exit 0 or 111 with a message; the
-/// canary must never change. Returns (exit 0 runs, exit 111 runs).
+/// a run took away). Every run must exit 0, 100 or 111 with a message; the
+/// canary must never change. Returns (exit 0 runs, exit 100 or 111 runs).
 fn race(l: &Layout, c: &Canary, pid: nix::unistd::Pid, extra: &[&str], runs: usize, reopen: &dyn Fn()) -> (usize, usize) {
     let before = c.state();
     let (mut ok, mut refused) = (0, 0);
@@ -688,7 +754,8 @@ fn race(l: &Layout, c: &Canary, pid: nix::unistd::Pid, extra: &[&str], runs: usi
         let o = run_bounded(&l.args(extra));
         match o.status.code() {
             Some(0) => ok += 1,
-            Some(111) => {
+            // Refused mid-swap (100), or an object gone mid-walk (111).
+            Some(100 | 111) => {
                 refused += 1;
                 assert!(stderr(&o).starts_with("hermes-svscan-perms: warning: unable to "), "{}", stderr(&o));
             }

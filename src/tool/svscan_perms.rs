@@ -119,7 +119,7 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         uid: account.uid,
         gid: account.gid,
         args: &args,
-        failed: false,
+        code: 0,
         missing: false,
     };
     run.static_services();
@@ -137,14 +137,8 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     {
         run.unstatable(&dir);
     }
-    let code = if run.failed {
-        exit::SYSTEM
-    } else if run.missing && args.act == Act::Check {
-        exit::NEGATIVE
-    } else {
-        0
-    };
-    ExitCode::from(code)
+    let missing = if run.missing && args.act == Act::Check { exit::NEGATIVE } else { 0 };
+    ExitCode::from(run.code.max(missing))
 }
 
 /// `-b`: one line per real-boot condition present, on stdout; exit 1 if
@@ -175,16 +169,19 @@ struct Run<'a> {
     cred: Cred,
     uid: u32,
     gid: u32,
-    /// Some object could not be handled (exit 111).
-    failed: bool,
+    /// The highest exit code among the objects that could not be handled
+    /// (doc/conventions.md#several-objects): 100 refused, 111 system; 0 none.
+    code: u8,
     /// Something was not in place (under `-n`: exit 1).
     missing: bool,
 }
 
 impl Run<'_> {
+    /// One object could not be handled: said, and the run goes on. The
+    /// error's cause decides the code (doc/conventions.md#refused-is-100).
     fn fail(&mut self, e: &Error) {
         msg::warn(PROG, e);
-        self.failed = true;
+        self.code = self.code.max(e.exit_code());
     }
 
     /// Records the changes made (or due under `-n`), printing them with `-v`.
@@ -206,7 +203,7 @@ impl Run<'_> {
         if self.args.act == Act::Check {
             let mut out = std::io::stdout().lock();
             if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-                self.failed = true;
+                self.code = self.code.max(exit::SYSTEM);
             }
         }
     }
