@@ -12,6 +12,7 @@
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::fs::Dir;
@@ -66,7 +67,7 @@ pub fn conditions(paths: &Paths, path: Option<&OsStr>) -> Vec<String> {
     topology(paths, &mut out);
     profile_gateways(paths, &mut out);
     non_root(paths, &mut out);
-    command_on_path(path, &mut out);
+    s6_tools_on_path(path, &mut out);
     scandir_entries(paths, &mut out);
     grace_times(paths, &mut out);
     out
@@ -171,9 +172,20 @@ fn non_root(paths: &Paths, out: &mut Vec<String>) {
     }
 }
 
-fn command_on_path(path: Option<&OsStr>, out: &mut Vec<String>) {
+/// `docker exec` finds the s6 tools by name through `/command` on the
+/// image's PATH, or through s6-overlay's symlinks tarball
+/// (`/usr/bin/s6-svstat` → `/command/s6-svstat`, as hermes-agent's image
+/// has it): either will do.
+fn s6_tools_on_path(path: Option<&OsStr>, out: &mut Vec<String>) {
     let path = path.unwrap_or_default();
-    if !path.as_bytes().split(|b| *b == b':').any(|p| p == b"/command" || p == b"/command/") {
+    let mut dirs = path.as_bytes().split(|b| *b == b':').filter(|d| d.starts_with(b"/"));
+    let found = dirs.any(|d| {
+        d == b"/command"
+            || d == b"/command/"
+            || std::fs::metadata(Path::new(OsStr::from_bytes(d)).join("s6-svstat"))
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    });
+    if !found {
         out.push(format!(
             "condition: /command is not on PATH ({}): s6-svstat, s6-svc and the other s6 tools are not found by name in docker exec",
             path.to_string_lossy()
@@ -247,14 +259,23 @@ mod tests {
     }
 
     #[test]
-    fn path_without_command_is_a_condition() {
+    fn path_without_command_or_s6_svstat_is_a_condition() {
+        let tmp = std::env::temp_dir().join(format!("hermes-boot-check-path-{}", std::process::id()));
+        let (with, without) = (tmp.join("with"), tmp.join("without"));
+        std::fs::create_dir_all(&with).unwrap();
+        std::fs::create_dir_all(&without).unwrap();
+        std::fs::write(with.join("s6-svstat"), "").unwrap();
+        std::fs::set_permissions(with.join("s6-svstat"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(without.join("s6-svstat"), "").unwrap(); // not executable
         let mut out = Vec::new();
-        command_on_path(Some(OsStr::new("/usr/bin:/command")), &mut out);
-        command_on_path(Some(OsStr::new("/command/:/bin")), &mut out);
+        s6_tools_on_path(Some(OsStr::new("/nowhere:/command")), &mut out);
+        s6_tools_on_path(Some(OsStr::new("/command/:/nowhere")), &mut out);
+        s6_tools_on_path(Some(OsStr::new(&format!("/nowhere:{}", with.display()))), &mut out);
         assert!(out.is_empty(), "{out:?}");
-        command_on_path(Some(OsStr::new("/usr/bin:/bin:/commands")), &mut out);
-        command_on_path(None, &mut out);
+        s6_tools_on_path(Some(OsStr::new(&format!("/nowhere:/commands:{}", without.display()))), &mut out);
+        s6_tools_on_path(None, &mut out);
+        std::fs::remove_dir_all(&tmp).unwrap();
         assert_eq!(out.len(), 2, "{out:?}");
-        assert!(out[0].starts_with("condition: /command is not on PATH (/usr/bin:/bin:/commands)"), "{}", out[0]);
+        assert!(out[0].starts_with("condition: /command is not on PATH (/nowhere:/commands:"), "{}", out[0]);
     }
 }

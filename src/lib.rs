@@ -4,7 +4,9 @@
 //! `bins/` only hands `argv` over. The mechanisms live here:
 //!
 //! * [`fs`]: file-descriptor based filesystem operations, safe to run as
-//!   root inside trees the unprivileged user can write (doc/design.md#fd-safety);
+//!   root inside trees the unprivileged user can write (doc/design.md#fd-safety),
+//!   who owns what a tool creates there ([`fs::Owner`]), files replaced
+//!   by one rename ([`fs::publish::replace_file`]);
 //! * [`layout`]: the image's default paths; how tools pick `$HERMES_HOME`
 //!   and the gateway scan directory;
 //! * [`s6`]: names and modes of s6's on-disk protocol;
@@ -21,7 +23,8 @@
 //!   intent and lifecycle ledger (untrusted JSON), the container's command;
 //! * [`json_text`]: JSON read as Python reads it, members found by byte
 //!   span so that a rewrite keeps every other byte;
-//! * [`slot`]: a profile's gateway slot, rendered, built and published;
+//! * [`slot`]: a profile's gateway slot: its names, its content rendered,
+//!   built and published, the leftovers of interrupted builds swept;
 //! * [`reconcile`]: the boot reconcile of every profile's slot, by the
 //!   rule [`boot_policy`] picks, reading [`config_yaml`], its builds spread
 //!   over [`thread_pool`], its log stamped by [`local_time`];

@@ -37,14 +37,13 @@ use nix::errno::Errno;
 use crate::error::{Error, Result};
 use crate::fs::publish::{Rename, rename_at};
 use crate::fs::tree::{self, Limits};
-use crate::fs::{Dir, Kind};
+use crate::fs::{Dir, Kind, Owner};
 use crate::profile::Profile;
 use crate::s6;
 use crate::s6::control::{self, Sent};
 use crate::s6::listen::{self, Backoff, Deadline, LockWatch, Watch, event};
 use crate::s6::status::{self, Status};
 use crate::s6::svscan;
-use crate::skeleton::Owner;
 use crate::slot::{self, Content, Existing};
 
 /// Bounds for removing a slot's tree.

@@ -16,8 +16,8 @@ use std::ffi::OsStr;
 use std::fmt::Display;
 
 use crate::error::Result;
-use crate::fs::{Dir, Kind};
-use crate::skeleton::Owner;
+use crate::fs::publish::replace_file;
+use crate::fs::{Dir, Kind, Owner};
 
 /// The marker in a parked profile's home.
 pub const MARKER: &str = "gateway.parked";
@@ -49,7 +49,7 @@ pub fn is_marked(home: &Dir, warn: &mut dyn FnMut(&dyn Display)) -> bool {
 
 /// Writes the marker (replacing one that is there).
 pub fn mark(home: &Dir, owner: Owner) -> Result<()> {
-    crate::state::replace_file(home, OsStr::new(MARKER), TEXT, 0o644, owner)
+    replace_file(home, OsStr::new(MARKER), TEXT, 0o644, owner)
 }
 
 /// Removes the marker; absent is fine.

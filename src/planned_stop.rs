@@ -16,9 +16,8 @@ use std::ffi::OsStr;
 use std::time::Duration;
 
 use crate::error::Result;
-use crate::fs::Dir;
-use crate::skeleton::Owner;
-use crate::state;
+use crate::fs::publish::replace_file;
+use crate::fs::{Dir, Owner};
 
 /// The marker's name in a profile home.
 pub const MARKER: &str = ".gateway-planned-stop.json";
@@ -36,7 +35,7 @@ pub fn record(target_pid: u64, target_start_time: Option<u64>, stopper_pid: u32,
 /// one), atomically.
 pub fn write(home: &Dir, target_pid: u64, now: Duration, owner: Owner) -> Result<()> {
     let text = record(target_pid, start_time(target_pid), std::process::id(), now);
-    state::replace_file(home, OsStr::new(MARKER), &text, 0o644, owner)
+    replace_file(home, OsStr::new(MARKER), &text, 0o644, owner)
 }
 
 /// Field 22 of `/proc/<pid>/stat`: when the process started, in clock

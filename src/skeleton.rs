@@ -28,52 +28,13 @@ use std::ffi::OsStr;
 use crate::error::{Error, Result};
 use crate::fs::handover::{self, Handover};
 use crate::fs::publish::{Rename, rename_at};
-use crate::fs::{Dir, Kind};
+use crate::fs::{Dir, Kind, Owner};
 use crate::s6;
 
 /// `supervise/` in the skeleton: the user owns it, everyone may search it.
 pub const SUPERVISE_MODE: u32 = 0o755;
 /// `supervise/control` in the skeleton: the user and its group may write.
 pub const CONTROL_MODE: u32 = 0o660;
-
-/// Who the created entries belong to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Owner {
-    /// Run as root: chown every created entry to this uid:gid.
-    Chown {
-        /// The user.
-        uid: u32,
-        /// Their group.
-        gid: u32,
-    },
-    /// Run as the user itself: what we create is already theirs.
-    Caller {
-        /// The caller's uid.
-        uid: u32,
-        /// The caller's gid.
-        gid: u32,
-    },
-}
-
-impl Owner {
-    /// Who owns what the caller creates for `account`: root chowns to it,
-    /// the account itself needs not, anyone else is refused (the reason).
-    pub fn for_caller(account: &crate::user::Account) -> std::result::Result<Owner, String> {
-        let euid = nix::unistd::geteuid().as_raw();
-        let (uid, gid) = (account.uid, account.gid);
-        match euid {
-            0 => Ok(Owner::Chown { uid, gid }),
-            e if e == uid => Ok(Owner::Caller { uid, gid }),
-            e => Err(format!("must run as root or as {} (uid {uid}), not as uid {e}", account.name)),
-        }
-    }
-
-    fn ids(self) -> (u32, u32) {
-        match self {
-            Owner::Chown { uid, gid } | Owner::Caller { uid, gid } => (uid, gid),
-        }
-    }
-}
 
 /// One entry of the skeleton, relative to a service directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,10 +29,9 @@ use std::path::PathBuf;
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::fs::publish::{Rename, rename_at};
-use crate::fs::{Dir, Stat, Sync, Version};
+use crate::fs::publish::{Rename, file_staging_name, rename_at};
+use crate::fs::{Dir, Owner, Stat, Sync, Version};
 use crate::json_text::{self, Kind, Member, Object};
-use crate::skeleton::Owner;
 
 pub use crate::json_text::Invalid;
 
@@ -203,14 +202,6 @@ fn migration_record(epoch: i64) -> String {
     )
 }
 
-/// Root gives what it writes to the user; anyone else writes as itself.
-fn chown_to(owner: Owner) -> Option<(u32, u32)> {
-    match owner {
-        Owner::Chown { uid, gid } => Some((uid, gid)),
-        Owner::Caller { .. } => None,
-    }
-}
-
 /// Writes the migration record as `home`'s state file, which must not
 /// exist: built under a dot-name, then renamed into place without
 /// replacing anything, so a crash leaves either no file or the whole one.
@@ -219,7 +210,7 @@ fn chown_to(owner: Owner) -> Option<(u32, u32)> {
 pub fn write_migration(home: &Dir, epoch: i64, owner: Owner) -> Result<()> {
     let staging = OsStr::new(MIGRATION_STAGING);
     home.unlink_at(staging)?;
-    home.create_public_file(staging, 0o644, migration_record(epoch).as_bytes(), chown_to(owner), Sync::Yes)?;
+    home.create_public_file(staging, 0o644, migration_record(epoch).as_bytes(), owner.chown_to(), Sync::Yes)?;
     if let Err(e) = rename_at(home, staging, home, OsStr::new(STATE_FILE), Rename::NoReplace) {
         let _ = home.unlink_at(staging);
         return Err(e);
@@ -287,9 +278,9 @@ pub fn record_desired(home: &Dir, desired: &str, now: i64, owner: Owner) -> Resu
         };
         let read_version = read.as_ref().map(|(_, _, v)| *v);
         let mode = read.as_ref().map_or(0o644, |(_, st, _)| st.mode & 0o777);
-        let staging = staging_name(name);
+        let staging = file_staging_name(name);
         home.unlink_at(&staging)?;
-        home.create_public_file(&staging, mode, &text, chown_to(owner), Sync::Yes)?;
+        home.create_public_file(&staging, mode, &text, owner.chown_to(), Sync::Yes)?;
         let placed = (|| -> Result<Option<Previous>> {
             if !unchanged(read_version.as_ref(), home.version_at(name)?.as_ref()) {
                 return Ok(None);
@@ -367,27 +358,9 @@ fn keep_aside(home: &Dir, name: &OsStr, now: i64) -> Result<PathBuf> {
     Err(Error::refused("rename", home.child_path(name), "no free name to keep it aside"))
 }
 
-/// `.<name>.<pid>.tmp`: where this process builds a new `name`.
-fn staging_name(name: &OsStr) -> OsString {
-    OsString::from(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()))
-}
-
-/// Writes `text` as `home/name` through a unique dot-name and one rename.
-/// Run as root (`Owner::Chown`), the file is given to the user through the
-/// fd it was created with.
-pub fn replace_file(home: &Dir, name: &OsStr, text: &str, mode: u32, owner: Owner) -> Result<()> {
-    let staging = staging_name(name);
-    home.unlink_at(&staging)?;
-    home.create_public_file(&staging, mode, text.as_bytes(), chown_to(owner), Sync::Yes)?;
-    if let Err(e) = rename_at(home, &staging, home, name, Rename::Replace) {
-        let _ = home.unlink_at(&staging);
-        return Err(e);
-    }
-    home.sync()
-}
-
 /// Whether `name` is a writer's staging file of the state file
-/// (`.gateway_state.json.<pid>.tmp`), and that writer's pid.
+/// (`.gateway_state.json.<pid>.tmp`, [`file_staging_name`]), and that
+/// writer's pid.
 fn staging_writer(name: &[u8]) -> Option<i32> {
     let pid = name.strip_prefix(b".gateway_state.json.")?.strip_suffix(b".tmp")?;
     if pid.is_empty() || pid.len() > 10 || !pid.iter().all(u8::is_ascii_digit) {

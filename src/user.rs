@@ -10,7 +10,7 @@ use std::path::Path;
 use nix::unistd::{Gid, Uid, setgid, setgroups, setuid};
 
 use crate::error::{Error, Result};
-use crate::fs::Dir;
+use crate::fs::{Dir, Owner};
 
 /// A resolved account.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,20 @@ pub struct Account {
     pub gid: u32,
     /// Supplementary groups, the primary group first.
     pub groups: Vec<u32>,
+}
+
+impl Owner {
+    /// Who owns what the caller creates for `account`: root chowns to it,
+    /// the account itself needs not, anyone else is refused (the reason).
+    pub fn for_caller(account: &Account) -> std::result::Result<Owner, String> {
+        let euid = nix::unistd::geteuid().as_raw();
+        let (uid, gid) = (account.uid, account.gid);
+        match euid {
+            0 => Ok(Owner::Chown { uid, gid }),
+            e if e == uid => Ok(Owner::Caller { uid, gid }),
+            e => Err(format!("must run as root or as {} (uid {uid}), not as uid {e}", account.name)),
+        }
+    }
 }
 
 /// Where the account database lives (tests point it elsewhere).

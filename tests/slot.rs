@@ -633,12 +633,12 @@ fn every_outcome_has_its_own_exit_code_and_json_error() {
     }
     let (code, v) = coded(&sc.tool(&["-j", "status", "coder", "typo"]));
     assert_eq!((code, v["code"].as_i64(), v["gateways"][1]["registered"].as_bool()), (Some(2), Some(2), Some(false)));
-    // 2 as well: register -r of a profile without SOUL.md, creating nothing.
+    // 2 as well: register -e of a profile without SOUL.md, creating nothing.
     let names = |d: &Path| -> Vec<_> { std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect() };
     let before = (tree_snap(&sc.home()), names(&sc.scan()));
-    json_error(&sc.tool(&["-j", "register", "-r", "coder"]), 2, "register -r without SOUL.md");
-    json_error(&sc.tool(&["-j", "register", "-r", "nohome"]), 2, "register -r without a home");
-    assert_eq!(before, (tree_snap(&sc.home()), names(&sc.scan())), "register -r created nothing");
+    json_error(&sc.tool(&["-j", "register", "-e", "coder"]), 2, "register -e without SOUL.md");
+    json_error(&sc.tool(&["-j", "register", "-e", "nohome"]), 2, "register -e without a home");
+    assert_eq!(before, (tree_snap(&sc.home()), names(&sc.scan())), "register -e created nothing");
     // 3: delivered, intent not recorded (the state file is a symlink).
     std::fs::remove_file(home.join("gateway_state.json")).unwrap();
     std::os::unix::fs::symlink("/etc/hostname", home.join("gateway_state.json")).unwrap();
@@ -660,6 +660,8 @@ fn every_outcome_has_its_own_exit_code_and_json_error() {
     json_error(&sc.tool(&["-j", "start", "Bad"]), 100, "bad name");
     json_error(&sc.tool(&["-j", "frobnicate"]), 100, "unknown command");
     json_error(&sc.tool(&["list", "x", "-j"]), 100, "too many operands");
+    // -r is s6-rc's service directories (doc/conventions.md#options), not register's.
+    json_error(&sc.tool(&["-j", "register", "-r", "writer"]), 100, "register -r");
     // 102: no supervisor.
     sc.stop_svscan();
     json_error(&sc.tool(&["-j", "start", "coder"]), 102, "no supervisor");
@@ -688,19 +690,108 @@ fn scandir_prints_the_directory_every_command_uses() {
 }
 
 #[test]
-fn register_r_registers_a_real_profile_only() {
-    if !root_or_skip("register_r_registers_a_real_profile_only") {
+fn register_e_registers_an_existing_profile_only() {
+    if !root_or_skip("register_e_registers_an_existing_profile_only") {
         return;
     }
     let sc = Scanner::new("slot-real");
     let home = sc.profile_home("coder", None);
-    let o = sc.tool(&["register", "-r", "-d", "coder"]);
+    let o = sc.tool(&["register", "-e", "-d", "coder"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert_eq!(stderr(&o), "hermes-slot: fatal: profile 'coder' has no SOUL.md: not registered\n");
     assert!(!sc.slot("coder").exists());
     std::fs::write(home.join("SOUL.md"), "soul\n").unwrap();
-    ok(&sc.tool(&["register", "-r", "-d", "coder"]), "register -r with a SOUL.md");
+    ok(&sc.tool(&["register", "-e", "-d", "coder"]), "register -e with a SOUL.md");
     assert!(sc.slot("coder").join("down").exists());
+}
+
+/// A scan directory or a slot that is not what it must be (a symlink, a
+/// file) is a refusal, exit 100, from every command that meets it; never
+/// 111, which is for failed system calls (doc/conventions.md#refused-is-100).
+#[test]
+fn a_symlink_or_a_file_where_a_directory_must_be_exits_100() {
+    if !root_or_skip("a_symlink_or_a_file_where_a_directory_must_be_exits_100") {
+        return;
+    }
+    let s = Scratch::new("slot-refused");
+    for d in ["scan", "home", "elsewhere"] {
+        std::fs::create_dir(s.join(d)).unwrap();
+        chown(&s.join(d), UID, GID);
+    }
+    std::os::unix::fs::symlink(s.join("scan"), s.join("scan-link")).unwrap();
+    std::fs::write(s.join("scan-file"), "").unwrap();
+    std::os::unix::fs::symlink(s.join("elsewhere"), s.join("scan/gateway-linked")).unwrap();
+    std::fs::write(s.join("scan/gateway-filed"), "").unwrap();
+    let tool = |scan: &str, args: &[&str]| {
+        let mut c = Command::new(TOOL);
+        c.arg("-j").arg("-s").arg(s.join(scan)).arg("-H").arg(s.join("home")).args(["-u", USER, "-t", "2000"]).args(args);
+        c.env_remove("HERMES_HOME").env_remove("S6_PROFILE_GATEWAY_SCANDIR").uid(UID).gid(GID);
+        c.output().unwrap()
+    };
+    let commands: [&[&str]; 10] = [
+        &["list"],
+        &["status"],
+        &["status", "coder"],
+        &["register", "-d", "coder"],
+        &["unregister", "coder"],
+        &["start", "coder"],
+        &["stop", "coder"],
+        &["restart", "coder"],
+        &["park", "coder"],
+        &["unpark", "coder"],
+    ];
+    // Exit 100, `"code": 100`, and the error on stderr (status warns per
+    // profile; the others are fatal).
+    let refused = |o: &Output, object: &Path, what: &str| {
+        let (code, v) = coded(o);
+        assert_eq!((code, v["code"].as_i64()), (Some(100), Some(100)), "{what}: {}", stderr(o));
+        let error = v["error"].as_str().unwrap_or_else(|| panic!("{what}: {v}"));
+        assert!(error.starts_with("unable to ") && error.contains(&format!(" {}: ", object.display())), "{what}: {error}");
+        assert!(stderr(o).contains(&format!(": {error}\n")), "{what}: {}", stderr(o));
+    };
+    for scan in ["scan-link", "scan-file"] {
+        for args in commands {
+            refused(&tool(scan, args), &s.join(scan), &format!("{scan}: {args:?}"));
+        }
+    }
+    // (register finds the name taken: exit 1, "already registered".)
+    for p in ["linked", "filed"] {
+        for args in commands.iter().skip(2).filter(|a| a[0] != "register") {
+            let args: Vec<&str> = args.iter().map(|a| if *a == "coder" { p } else { a }).collect();
+            refused(&tool("scan", &args), &s.join(format!("scan/gateway-{p}")), &format!("gateway-{p}: {args:?}"));
+        }
+    }
+    // Neither is a slot: `list` and `status` without operands pass them by.
+    assert_eq!(coded(&tool("scan", &["list"])), (Some(0), serde_json::json!({"profiles": []})));
+    assert!(s.join("elsewhere").read_dir().unwrap().next().is_none(), "nothing written through the symlink");
+}
+
+/// A slot that unregister cannot remove because of what it holds (a
+/// mount: the tree walk stays on one filesystem) is refused, exit 100, and
+/// left out of the scan; 111 stays for failed system calls.
+#[test]
+fn unregister_of_a_slot_holding_another_filesystem_exits_100() {
+    if !root_or_skip("unregister_of_a_slot_holding_another_filesystem_exits_100") {
+        return;
+    }
+    let s = Scratch::new("slot-mount");
+    for d in ["scan", "scan/.s6-svscan", "scan/gateway-coder", "scan/gateway-coder/m"] {
+        std::fs::create_dir(s.join(d)).unwrap();
+        chown(&s.join(d), UID, GID);
+    }
+    // The mount lives in a mount namespace of the tool's own; no
+    // s6-svscan listens, so nothing is waited for.
+    let script = r#"mount -t tmpfs none "$1/gateway-coder/m" && exec setpriv --reuid 10000 --regid 10000 --clear-groups "$2" -j -s "$1" -t 2000 unregister coder"#;
+    let o = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(s.join("scan"))
+        .arg(TOOL)
+        .env_remove("S6_PROFILE_GATEWAY_SCANDIR")
+        .output()
+        .unwrap();
+    json_error(&o, 100, "a mount in the slot");
+    assert!(stderr(&o).contains("is on another filesystem (left as "), "{}", stderr(&o));
+    assert!(!s.join("scan/gateway-coder").exists(), "out of the scan");
 }
 
 #[test]

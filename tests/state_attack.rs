@@ -20,10 +20,10 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use hermes_s6::boot_policy::Policy;
-use hermes_s6::fs::Dir;
+use hermes_s6::fs::publish::replace_file;
+use hermes_s6::fs::{Dir, Owner};
 use hermes_s6::profile::Profile;
 use hermes_s6::reconcile::{self, Action, Entry};
-use hermes_s6::skeleton::Owner;
 use hermes_s6::state::{self, PriorExit};
 
 const ATTEMPTS: u64 = 1_000_000;
@@ -194,7 +194,7 @@ fn a_state_rewrite_as_root_never_reaches_a_root_file() {
             n += 1;
             // Both ways a rewrite goes: a fresh file, and an edit of one.
             if n % 2 == 0 {
-                state::replace_file(&home, OsStr::new("gateway_state.json"), "{\"a\": NaN}\n", 0o644, USER).is_ok()
+                replace_file(&home, OsStr::new("gateway_state.json"), "{\"a\": NaN}\n", 0o644, USER).is_ok()
             } else {
                 state::record_desired(&home, "stopped", n, USER).is_ok()
             }

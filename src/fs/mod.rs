@@ -15,16 +15,21 @@
 //!   opened for I/O, so a planted FIFO cannot hang a boot;
 //! * recursive work ([`tree`]) keeps its own stack, is bounded in depth and
 //!   entries, and does not cross filesystems;
-//! * replacing a directory is build-aside-then-rename ([`publish`]);
+//! * replacing a directory or a file is build-aside-then-rename
+//!   ([`publish`], [`publish::replace_file`]);
 //! * what root builds for the user is built where only root can write,
-//!   then given away through fds, the top last ([`handover`]).
+//!   then given away through fds, the top last ([`handover`]); a file
+//!   root writes for the user is given to them through the fd it was
+//!   created with, never by name ([`Owner`]).
 
 mod dir;
 pub mod handover;
+mod owner;
 pub mod publish;
 pub mod tree;
 
 pub use dir::{Dir, Kind, Node, Stat, Version, creation_mode_is_exact, describe as dir_describe};
+pub use owner::Owner;
 
 /// Whether writes are made durable with fsync before going on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,4 +1,5 @@
-//! Atomic publication of a directory built aside (doc/design.md#atomic-publish).
+//! Atomic publication of a directory built aside (doc/design.md#atomic-publish),
+//! and of a file written aside ([`replace_file`]).
 //!
 //! A slot is built under a dot-name that s6-svscan ignores, synced, then
 //! renamed onto its real name in one step, and the parent is synced so the
@@ -7,14 +8,14 @@
 //! so the real name never disappears; the old tree ends up under the
 //! staging name for the caller to remove.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 
 use nix::errno::Errno;
 
 use crate::error::{Error, Result};
-use crate::fs::{Dir, Sync};
+use crate::fs::{Dir, Owner, Sync};
 
 /// How a rename treats an existing target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,4 +82,24 @@ pub fn publish_with(parent: &Dir, staging: &OsStr, name: &OsStr, sync: Sync) -> 
         parent.sync()?;
     }
     Ok(done)
+}
+
+/// `.<name>.<pid>.tmp`: where this process writes a new `name` before
+/// renaming it into place.
+pub fn file_staging_name(name: &OsStr) -> OsString {
+    OsString::from(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id()))
+}
+
+/// Writes `text` as `home/name` through a unique dot-name and one rename.
+/// Run as root (`Owner::Chown`), the file is given to the user through the
+/// fd it was created with.
+pub fn replace_file(home: &Dir, name: &OsStr, text: &str, mode: u32, owner: Owner) -> Result<()> {
+    let staging = file_staging_name(name);
+    home.unlink_at(&staging)?;
+    home.create_public_file(&staging, mode, text.as_bytes(), owner.chown_to(), Sync::Yes)?;
+    if let Err(e) = rename_at(home, &staging, home, name, Rename::Replace) {
+        let _ = home.unlink_at(&staging);
+        return Err(e);
+    }
+    home.sync()
 }

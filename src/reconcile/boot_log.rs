@@ -8,9 +8,8 @@ use super::{Entry, Warn, warn_with};
 use crate::boot_policy::Policy;
 use crate::error::{Error, Result};
 use crate::fs::publish::{Rename, rename_at};
-use crate::fs::{Dir, Kind};
+use crate::fs::{Dir, Kind, Owner};
 use crate::local_time::local_timestamp;
-use crate::skeleton::Owner;
 use crate::state;
 
 /// The log directory in `$HERMES_HOME`.

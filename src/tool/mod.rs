@@ -1,4 +1,5 @@
-//! One module per tool; each exposes `PROG`, `USAGE` and
+//! One module per tool; each exposes `PROG`, its synopsis (`USAGE`;
+//! hermes-slot's `usage()`, built from its command table) and
 //! `main(argv) -> ExitCode`, and reads like the tool's page in `doc/`.
 //! [`multicall`] is the installed executable that runs them all.
 

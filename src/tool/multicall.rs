@@ -27,8 +27,11 @@ hermes-seed-supervise hermes-svscan-perms hermes-reconcile hermes-slot dashboard
 /// `main` is compiled once.
 pub type Argv = std::iter::Skip<std::env::ArgsOs>;
 
+/// A tool's `main`.
+pub type Main = fn(Argv) -> ExitCode;
+
 /// Every tool: its installed name and its `main`, in `USAGE`'s order.
-pub const TOOLS: [(&str, fn(Argv) -> ExitCode); 6] = [
+pub const TOOLS: [(&str, Main); 6] = [
     (tool::seed_supervise::PROG, tool::seed_supervise::main),
     (tool::svscan_perms::PROG, tool::svscan_perms::main),
     (tool::reconcile::PROG, tool::reconcile::main),
@@ -38,7 +41,7 @@ pub const TOOLS: [(&str, fn(Argv) -> ExitCode); 6] = [
 ];
 
 /// The tool called `name`, if there is one.
-pub fn find(name: &OsStr) -> Option<fn(Argv) -> ExitCode> {
+pub fn find(name: &OsStr) -> Option<Main> {
     TOOLS.iter().find(|(n, _)| n.as_bytes() == name.as_bytes()).map(|&(_, main)| main)
 }
 
@@ -53,6 +56,8 @@ pub fn main() -> ExitCode {
     let argv0: OsString = std::env::args_os().next().unwrap_or_default();
     let name = basename(&argv0);
     if let Some(run) = find(name) {
+        // skip(0): the same `Argv` type as the `hermes-s6 TOOL` form's skip(1).
+        #[allow(clippy::iter_skip_zero)]
         return run(std::env::args_os().skip(0));
     }
     if name.as_bytes() != PROG.as_bytes() {

@@ -9,10 +9,10 @@ use std::process::ExitCode;
 use crate::boot_policy::{self, Policy};
 use crate::cli::{self, Arg};
 use crate::container::{self, Command};
+use crate::fs::Owner;
 use crate::layout;
 use crate::msg::{self, exit};
 use crate::reconcile::{self, Config};
-use crate::skeleton::Owner;
 use crate::slot::RunAs;
 use crate::user;
 

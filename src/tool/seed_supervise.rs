@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::cli::{self, Arg};
-use crate::fs::Dir;
+use crate::fs::{Dir, Owner};
 use crate::msg::{self, exit};
-use crate::skeleton::{self, Owner};
+use crate::skeleton;
 use crate::user;
 
 /// The name the tool prints in its messages.

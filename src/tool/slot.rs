@@ -1,8 +1,7 @@
-//! hermes-slot: a profile gateway's slot at run time, as the user: register,
-//! unregister, start, stop, restart, park, unpark, status, list, port,
-//! scandir. Every outcome a caller must tell apart has its own exit code
-//! ([`code`]); `-j` makes stdout one JSON object, result or error. See
-//! doc/hermes-slot.md.
+//! hermes-slot: a profile gateway's slot at run time, as the user. Its
+//! commands are the rows of `COMMANDS`. Every outcome a caller must tell
+//! apart has its own exit code ([`code`]); `-j` makes stdout one JSON
+//! object, result or error. See doc/hermes-slot.md.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Display;
@@ -13,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::cli::{self, Arg};
-use crate::fs::Dir;
+use crate::fs::{Dir, Owner};
 use crate::layout;
 use crate::lifecycle::{self, Command, Controlled, Observed, Registered, Unreachable, Unregistered};
 use crate::msg::{self, exit, printable};
@@ -22,17 +21,95 @@ use crate::planned_stop;
 use crate::port;
 use crate::profile::{self, Profile};
 use crate::s6::listen::Deadline;
-use crate::skeleton::Owner;
 use crate::slot::{self, RunAs, Start};
 use crate::state::{self, Previous};
 use crate::user;
 
 /// The name the tool prints in its messages.
 pub const PROG: &str = "hermes-slot";
-/// The synopsis, as `-h` prints it and its page starts.
-pub const USAGE: &str = "hermes-slot [ -s scandir ] [ -H hermes_home ] [ -t timeout ] [ -u user ] [ -j ] \
-register [ -d ] [ -r ] profile | unregister profile | start|stop|restart [ -w ] profile | park profile | unpark [ -w ] profile | \
-status [ profile... ] | list | port profile | scandir";
+/// The global options, the head of [`usage`].
+const GLOBALS: &str = "hermes-slot [ -s scandir ] [ -H hermes_home ] [ -t timeout ] [ -u user ] [ -j ]";
+
+/// Every command: the parser, `-h`'s synopsis and the dispatch all read
+/// this table. A new command is a row here and its handler.
+const COMMANDS: [Subcommand; 11] = [
+    Subcommand { name: "register", options: "de", run: Run::Profile(|c, p, o| register(c, p, o.has('d'), o.has('e'))) },
+    Subcommand { name: "unregister", options: "", run: Run::Profile(|c, p, _| unregister(c, p)) },
+    Subcommand { name: "start", options: "w", run: Run::Profile(|c, p, o| control(c, p, Command::Start, o.has('w'))) },
+    Subcommand { name: "stop", options: "w", run: Run::Profile(|c, p, o| control(c, p, Command::Stop, o.has('w'))) },
+    Subcommand { name: "restart", options: "w", run: Run::Profile(|c, p, o| control(c, p, Command::Restart, o.has('w'))) },
+    Subcommand { name: "park", options: "", run: Run::Profile(|c, p, _| park(c, p)) },
+    Subcommand { name: "unpark", options: "w", run: Run::Profile(|c, p, o| unpark(c, p, o.has('w'))) },
+    Subcommand { name: "status", options: "", run: Run::Profiles(|c, ps, _| status(c, ps)) },
+    Subcommand { name: "list", options: "", run: Run::Alone(|c, _| list(c)) },
+    Subcommand { name: "port", options: "", run: Run::Profile(|_, p, _| port(p)) },
+    Subcommand { name: "scandir", options: "", run: Run::Alone(|c, _| scandir(c)) },
+];
+
+/// One command of the tool.
+struct Subcommand {
+    /// Its name on the command line.
+    name: &'static str,
+    /// The letters of its own options (`-j` and `-h` go with every command).
+    options: &'static str,
+    /// Its handler; the kind says which operands it takes.
+    run: Run,
+}
+
+/// A command's handler, by the operands it takes.
+#[derive(Clone, Copy)]
+enum Run {
+    /// No operand.
+    Alone(fn(&Ctx, &Flags) -> ExitCode),
+    /// One profile, a valid name by the time the handler runs.
+    Profile(fn(&Ctx, &Profile, &Flags) -> ExitCode),
+    /// Any number of profiles, each a valid name.
+    Profiles(fn(&Ctx, &[Profile], &Flags) -> ExitCode),
+}
+
+impl Run {
+    /// The operands as the synopsis shows them.
+    fn synopsis(self) -> &'static str {
+        match self {
+            Run::Alone(_) => "",
+            Run::Profile(_) => " profile",
+            Run::Profiles(_) => " [ profile... ]",
+        }
+    }
+}
+
+/// The command's own options that were given.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Flags(String);
+
+impl Flags {
+    fn has(&self, letter: char) -> bool {
+        self.0.contains(letter)
+    }
+}
+
+/// The synopsis, as `-h` prints it and the page starts: the global
+/// options, then each command's form from `COMMANDS`. Neighbouring
+/// commands with the same options and operands share one form
+/// (`start|stop|restart [ -w ] profile`).
+pub fn usage() -> String {
+    let form = |c: &Subcommand| {
+        let options: String = c.options.chars().map(|l| format!(" [ -{l} ]")).collect();
+        format!("{options}{}", c.run.synopsis())
+    };
+    let mut forms: Vec<(String, String)> = Vec::new();
+    for c in &COMMANDS {
+        match forms.last_mut() {
+            Some((names, last)) if *last == form(c) => {
+                names.push('|');
+                names.push_str(c.name);
+            }
+            _ => forms.push((c.name.to_string(), form(c))),
+        }
+    }
+    let forms: Vec<String> = forms.into_iter().map(|(names, form)| names + &form).collect();
+    format!("{GLOBALS} {}", forms.join(" | "))
+}
 
 /// The exit codes, one per outcome a caller must tell apart, the same for
 /// every command (doc/hermes-slot.md, "Exit codes").
@@ -41,7 +118,7 @@ pub mod code {
     pub const OK: u8 = 0;
     /// `register`: a slot of that name exists already.
     pub const ALREADY: u8 = 1;
-    /// No slot for that profile (or `register -r`: no `SOUL.md`).
+    /// No slot for that profile (or `register -e`: no `SOUL.md`).
     pub const NOT_REGISTERED: u8 = 2;
     /// The command was delivered, but `desired_state` was not recorded.
     pub const NOT_RECORDED: u8 = 3;
@@ -88,27 +165,16 @@ fn done(text: &str, object: &str) -> ExitCode {
 /// Default bound on every wait, in milliseconds.
 pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Action {
-    Register { profile: OsString, down: bool, real_only: bool },
-    Unregister(OsString),
-    Control { cmd: Command, profile: OsString, wait: bool },
-    Park(OsString),
-    Unpark { profile: OsString, wait: bool },
-    Status { profiles: Vec<OsString>, json: bool },
-    List,
-    Port(OsString),
-    Scandir,
-}
-
-#[derive(Debug, PartialEq, Eq)]
 struct Args {
     scandir: Option<PathBuf>,
     home: Option<PathBuf>,
     timeout_ms: u64,
     user: String,
     json: bool,
-    action: Action,
+    command: &'static Subcommand,
+    flags: Flags,
+    /// As many as `command` takes.
+    operands: Vec<OsString>,
 }
 
 type Parsed = cli::Parsed<Args>;
@@ -131,53 +197,30 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
         }
     };
     // The command's own options may come before or after its operands.
-    let mut flags = Vec::new();
+    let mut flags = Flags::default();
     let mut operands = Vec::new();
     while let Some(arg) = p.next()? {
         match arg {
             Arg::Short('j') => json = true,
-            Arg::Short(c @ ('d' | 'w' | 'r')) => flags.push(c),
             Arg::Short('h') => return Ok(cli::Parsed::Help),
+            // A letter of some command; whether of this one is checked below.
+            Arg::Short(c) if COMMANDS.iter().any(|k| k.options.contains(c)) => flags.0.push(c),
             Arg::Value(v) => operands.push(v),
             arg => return Err(arg.unexpected()),
         }
     }
-    let allowed = match command.as_str() {
-        "register" => "dr",
-        "start" | "stop" | "restart" | "unpark" => "w",
-        _ => "",
+    let Some(found) = COMMANDS.iter().find(|k| k.name == command) else {
+        return Err(format!("unknown command: {command}").into());
     };
-    if let Some(c) = flags.iter().find(|c| !allowed.contains(**c)) {
+    if let Some(c) = flags.0.chars().find(|c| !found.options.contains(*c)) {
         return Err(format!("invalid option for {command}: -{c}").into());
     }
-    let one = |mut ops: Vec<OsString>| -> Result<OsString, cli::Error> {
-        match ops.len() {
-            1 => Ok(ops.remove(0)),
-            0 => Err(format!("{command}: missing profile").into()),
-            _ => Err(format!("{command}: too many operands").into()),
-        }
-    };
-    let action = match command.as_str() {
-        "register" => Action::Register { profile: one(operands)?, down: flags.contains(&'d'), real_only: flags.contains(&'r') },
-        "unregister" => Action::Unregister(one(operands)?),
-        "start" | "stop" | "restart" => {
-            let cmd = match command.as_str() {
-                "start" => Command::Start,
-                "stop" => Command::Stop,
-                _ => Command::Restart,
-            };
-            Action::Control { cmd, profile: one(operands)?, wait: flags.contains(&'w') }
-        }
-        "park" => Action::Park(one(operands)?),
-        "unpark" => Action::Unpark { profile: one(operands)?, wait: flags.contains(&'w') },
-        "status" => Action::Status { profiles: operands, json },
-        "list" | "scandir" if !operands.is_empty() => return Err(format!("{command}: too many operands").into()),
-        "list" => Action::List,
-        "scandir" => Action::Scandir,
-        "port" => Action::Port(one(operands)?),
-        other => return Err(format!("unknown command: {other}").into()),
-    };
-    Ok(cli::Parsed::Run(Args { scandir, home, timeout_ms, user, json, action }))
+    match (found.run, operands.len()) {
+        (Run::Profile(_), 0) => return Err(format!("{command}: missing profile").into()),
+        (Run::Profile(_), 2..) | (Run::Alone(_), 1..) => return Err(format!("{command}: too many operands").into()),
+        _ => {}
+    }
+    Ok(cli::Parsed::Run(Args { scandir, home, timeout_ms, user, json, command: found, flags, operands }))
 }
 
 fn path(value: OsString, what: &str) -> Result<PathBuf, cli::Error> {
@@ -200,13 +243,13 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     let argv: Vec<OsString> = argv.into_iter().collect();
     let args = match parse(argv.iter().cloned()) {
         Ok(cli::Parsed::Run(args)) => args,
-        Ok(cli::Parsed::Help) => return msg::help(USAGE),
+        Ok(cli::Parsed::Help) => return msg::help(&usage()),
         Err(e) => {
             // A caller that asked for JSON gets it even when the usage is wrong.
             if asks_for_json(&argv) {
                 print(&format!("{{\"error\":{},\"code\":{}}}\n", quote(&e.to_string()), code::REFUSED));
             }
-            return msg::usage(PROG, USAGE, Some(&e));
+            return msg::usage(PROG, &usage(), Some(&e));
         }
     };
     JSON.store(args.json, Ordering::Relaxed);
@@ -218,22 +261,13 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         user: args.user,
         deadline: Deadline::after_ms(args.timeout_ms),
     };
-    match args.action {
-        Action::Register { profile, down, real_only } => with_profile(&profile, |p| register(&ctx, p, down, real_only)),
-        Action::Unregister(profile) => with_profile(&profile, |p| unregister(&ctx, p)),
-        Action::Control { cmd, profile, wait } => with_profile(&profile, |p| control(&ctx, p, cmd, wait)),
-        Action::Park(profile) => with_profile(&profile, |p| park(&ctx, p)),
-        Action::Unpark { profile, wait } => with_profile(&profile, |p| unpark(&ctx, p, wait)),
-        Action::Status { profiles, json } => status(&ctx, &profiles, json),
-        Action::List => list(&ctx),
-        Action::Port(profile) => with_profile(&profile, |p| {
-            let port = port::port(p);
-            done(&format!("{port}\n"), &format!("\"profile\":{},\"port\":{port}", quote(p.as_str())))
-        }),
-        Action::Scandir => {
-            let shown = ctx.scandir.to_string_lossy();
-            done(&format!("{shown}\n"), &format!("\"scandir\":{}", quote(&shown)))
-        }
+    let flags = &args.flags;
+    match (args.command.run, args.operands.as_slice()) {
+        (Run::Alone(run), _) => run(&ctx, flags),
+        (Run::Profile(run), [name]) => with_profile(name, |p| run(&ctx, p, flags)),
+        (Run::Profiles(run), names) => with_profiles(names, |ps| run(&ctx, ps, flags)),
+        // parse() lets no other count of operands through.
+        (Run::Profile(_), _) => msg::usage(PROG, &usage(), Some(&"wrong number of operands")),
     }
 }
 
@@ -249,10 +283,24 @@ fn asks_for_json(argv: &[OsString]) -> bool {
 
 /// Validates a profile name as reconcile does (exit 100 if invalid).
 fn with_profile(name: &OsString, f: impl FnOnce(&Profile) -> ExitCode) -> ExitCode {
-    match Profile::parse(name.as_encoded_bytes()) {
+    match profile_operand(name) {
         Ok(p) => f(&p),
-        Err(why) => fatal(code::REFUSED, format_args!("invalid profile name '{}': {why}", printable(&name.to_string_lossy()))),
+        Err(code) => code,
     }
+}
+
+/// [`with_profile`] for every name, all checked before `f` runs.
+fn with_profiles(names: &[OsString], f: impl FnOnce(&[Profile]) -> ExitCode) -> ExitCode {
+    match names.iter().map(profile_operand).collect::<Result<Vec<_>, _>>() {
+        Ok(profiles) => f(&profiles),
+        Err(code) => code,
+    }
+}
+
+/// A profile named on the command line; an invalid name ends the run (100).
+fn profile_operand(name: &OsString) -> Result<Profile, ExitCode> {
+    Profile::parse(name.as_encoded_bytes())
+        .map_err(|why| fatal(code::REFUSED, format_args!("invalid profile name '{}': {why}", printable(&name.to_string_lossy()))))
 }
 
 /// `"profile":…,"service":…`: the head of every per-profile result.
@@ -266,7 +314,7 @@ fn not_registered(p: &Profile) -> String {
 }
 
 fn open_scandir(ctx: &Ctx) -> Result<Dir, ExitCode> {
-    Dir::open(&ctx.scandir).map_err(|e| fatal(e.exit_code().max(exit::SYSTEM), e))
+    Dir::open(&ctx.scandir).map_err(|e| fatal(e.exit_code(), e))
 }
 
 /// Who owns what we write: the user itself, or root writing for it.
@@ -276,10 +324,10 @@ fn owner(ctx: &Ctx) -> Result<Owner, (u8, String)> {
     Owner::for_caller(&account).map_err(|why| (exit::PERMANENT, why))
 }
 
-fn register(ctx: &Ctx, p: &Profile, down: bool, real_only: bool) -> ExitCode {
-    // -r: only a real profile (upstream's register on `gateway start`),
-    // checked before anything is created.
-    if real_only {
+fn register(ctx: &Ctx, p: &Profile, down: bool, existing_only: bool) -> ExitCode {
+    // -e: only an existing profile (upstream's register on `gateway
+    // start`), checked before anything is created.
+    if existing_only {
         match profile::open_home(&ctx.home, p).and_then(|h| h.map_or(Ok(false), |h| h.exists_following(OsStr::new(MARKER)))) {
             Ok(true) => {}
             Ok(false) => return fatal(code::NOT_REGISTERED, format_args!("profile '{p}' has no {MARKER}: not registered")),
@@ -347,9 +395,7 @@ fn unregister(ctx: &Ctx, p: &Profile) -> ExitCode {
             };
             fatal(code::TIMEOUT, format_args!("timed out waiting for the supervisors of {} to exit{why}", shown(&left_at)))
         }
-        Ok(Unregistered::Leftover { left_at, error }) => {
-            fatal(error.exit_code().max(exit::SYSTEM), format_args!("{error} (left as {})", shown(&left_at)))
-        }
+        Ok(Unregistered::Leftover { left_at, error }) => fatal(error.exit_code(), format_args!("{error} (left as {})", shown(&left_at))),
         Err(e) => fatal(e.exit_code(), e),
     }
 }
@@ -559,28 +605,23 @@ fn mark_parked(ctx: &Ctx, p: &Profile, on: bool) -> Option<(u8, String)> {
     r.err().map(|e| (code::NOT_RECORDED, format!("{e}; the park marker was not {}", if on { "written" } else { "removed" })))
 }
 
-fn status(ctx: &Ctx, names: &[OsString], json: bool) -> ExitCode {
+/// status: the named profiles, or every registered one.
+fn status(ctx: &Ctx, named: &[Profile]) -> ExitCode {
     let scandir = match open_scandir(ctx) {
         Ok(d) => d,
         Err(code) => return code,
     };
-    let profiles = if names.is_empty() {
-        match slot::registered(&scandir) {
+    let registered;
+    let profiles = if named.is_empty() {
+        registered = match slot::registered(&scandir) {
             Ok(all) => all,
             Err(e) => return fatal(e.exit_code(), e),
-        }
+        };
+        &registered
     } else {
-        let mut ps = Vec::new();
-        for n in names {
-            match Profile::parse(n.as_encoded_bytes()) {
-                Ok(p) => ps.push(p),
-                Err(why) => {
-                    return fatal(code::REFUSED, format_args!("invalid profile name '{}': {why}", printable(&n.to_string_lossy())));
-                }
-            }
-        }
-        ps
+        named
     };
+    let json = json();
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     // The exit code is the highest of the operands' (each is warned).
     let mut code = OK;
@@ -593,11 +634,11 @@ fn status(ctx: &Ctx, names: &[OsString], json: bool) -> ExitCode {
         }
     };
     let mut lines = Vec::new();
-    for p in &profiles {
+    for p in profiles {
         let observed = match lifecycle::observe(&scandir, p) {
             Ok(o) => o,
             Err(e) => {
-                fail(e.exit_code().max(exit::SYSTEM), e.to_string());
+                fail(e.exit_code(), e.to_string());
                 continue;
             }
         };
@@ -667,10 +708,22 @@ fn list(ctx: &Ctx) -> ExitCode {
         },
         // No scan directory: nothing is registered (upstream's `[]`).
         Err(e) if e.errno() == Some(nix::errno::Errno::ENOENT) => Vec::new(),
-        Err(e) => return fatal(e.exit_code().max(exit::SYSTEM), e),
+        Err(e) => return fatal(e.exit_code(), e),
     };
     let names: Vec<String> = all.iter().map(|p| quote(p.as_str())).collect();
     done(&all.iter().map(|p| format!("{p}\n")).collect::<String>(), &format!("\"profiles\":[{}]", names.join(",")))
+}
+
+/// port: the profile's deterministic port.
+fn port(p: &Profile) -> ExitCode {
+    let port = port::port(p);
+    done(&format!("{port}\n"), &format!("\"profile\":{},\"port\":{port}", quote(p.as_str())))
+}
+
+/// scandir: the scan directory every other command would use.
+fn scandir(ctx: &Ctx) -> ExitCode {
+    let shown = ctx.scandir.to_string_lossy();
+    done(&format!("{shown}\n"), &format!("\"scandir\":{}", quote(&shown)))
 }
 
 fn shown(p: &Path) -> String {
@@ -692,48 +745,46 @@ mod tests {
         parse(cli::argv(PROG, v))
     }
 
-    fn action(v: &[&str]) -> Action {
+    /// The command's name, its own options and its operands, as parsed.
+    fn call(v: &[&str]) -> (&'static str, String, Vec<OsString>) {
         match run(v) {
-            Ok(cli::Parsed::Run(a)) => a.action,
+            Ok(cli::Parsed::Run(a)) => (a.command.name, a.flags.0, a.operands),
             Ok(cli::Parsed::Help) => panic!("help"),
             Err(e) => panic!("{v:?}: {e}"),
         }
+    }
+
+    fn is(name: &'static str, flags: &str, operands: &[&str]) -> (&'static str, String, Vec<OsString>) {
+        (name, flags.to_string(), operands.iter().map(OsString::from).collect())
     }
 
     #[test]
     fn parses_global_options_then_a_command() {
         let Ok(cli::Parsed::Run(a)) = run(&["-s", "/s", "-H/h", "-t", "250", "-u", ":1:2", "register", "coder", "-d"]) else { panic!() };
         assert_eq!(
-            a,
-            Args {
-                scandir: Some("/s".into()),
-                home: Some("/h".into()),
-                timeout_ms: 250,
-                user: ":1:2".into(),
-                json: false,
-                action: Action::Register { profile: "coder".into(), down: true, real_only: false }
-            }
+            (a.scandir, a.home, a.timeout_ms, a.user, a.json, a.command.name, a.flags, a.operands),
+            (Some("/s".into()), Some("/h".into()), 250, ":1:2".to_string(), false, "register", Flags("d".into()), vec!["coder".into()])
         );
         let Ok(cli::Parsed::Run(a)) = run(&["list"]) else { panic!() };
         assert_eq!((a.scandir, a.home, a.timeout_ms, a.user), (None, None, DEFAULT_TIMEOUT_MS, "hermes".to_string()));
-        assert_eq!(action(&["register", "-d", "coder"]), Action::Register { profile: "coder".into(), down: true, real_only: false });
-        assert_eq!(action(&["register", "coder"]), Action::Register { profile: "coder".into(), down: false, real_only: false });
-        assert_eq!(action(&["register", "-dr", "coder"]), Action::Register { profile: "coder".into(), down: true, real_only: true });
-        assert_eq!(action(&["park", "coder"]), Action::Park("coder".into()));
-        assert_eq!(action(&["unpark", "-w", "coder"]), Action::Unpark { profile: "coder".into(), wait: true });
-        assert_eq!(action(&["scandir"]), Action::Scandir);
+        assert_eq!(call(&["register", "-d", "coder"]), is("register", "d", &["coder"]));
+        assert_eq!(call(&["register", "coder"]), is("register", "", &["coder"]));
+        assert_eq!(call(&["register", "-de", "coder"]), is("register", "de", &["coder"]));
+        assert_eq!(call(&["park", "coder"]), is("park", "", &["coder"]));
+        assert_eq!(call(&["unpark", "-w", "coder"]), is("unpark", "w", &["coder"]));
+        assert_eq!(call(&["scandir"]), is("scandir", "", &[]));
         for v in [&["-j", "list"][..], &["list", "-j"], &["port", "coder", "-j"], &["-j", "scandir"]] {
             let Ok(cli::Parsed::Run(a)) = run(v) else { panic!("{v:?}") };
             assert!(a.json, "{v:?}");
         }
-        assert_eq!(action(&["unregister", "coder"]), Action::Unregister("coder".into()));
-        assert_eq!(action(&["stop", "-w", "coder"]), Action::Control { cmd: Command::Stop, profile: "coder".into(), wait: true });
-        assert_eq!(action(&["restart", "coder"]), Action::Control { cmd: Command::Restart, profile: "coder".into(), wait: false });
-        assert_eq!(action(&["status"]), Action::Status { profiles: vec![], json: false });
-        assert_eq!(action(&["status", "a", "-j", "b"]), Action::Status { profiles: vec!["a".into(), "b".into()], json: true });
-        assert_eq!(action(&["port", "coder"]), Action::Port("coder".into()));
+        assert_eq!(call(&["unregister", "coder"]), is("unregister", "", &["coder"]));
+        assert_eq!(call(&["stop", "-w", "coder"]), is("stop", "w", &["coder"]));
+        assert_eq!(call(&["restart", "coder"]), is("restart", "", &["coder"]));
+        assert_eq!(call(&["status"]), is("status", "", &[]));
+        assert_eq!(call(&["status", "a", "-j", "b"]), is("status", "", &["a", "b"]));
+        assert_eq!(call(&["port", "coder"]), is("port", "", &["coder"]));
         // A profile that looks like an option comes after "--".
-        assert_eq!(action(&["start", "--", "-x"]), Action::Control { cmd: Command::Start, profile: "-x".into(), wait: false });
+        assert_eq!(call(&["start", "--", "-x"]), is("start", "", &["-x"]));
         assert!(matches!(run(&["-h"]), Ok(cli::Parsed::Help)));
         assert!(matches!(run(&["status", "-h"]), Ok(cli::Parsed::Help)));
     }
@@ -747,7 +798,10 @@ mod tests {
             &["register"],
             &["register", "a", "b"],
             &["register", "-w", "a"],
+            // -r is s6-rc's service directories (doc/conventions.md#options).
+            &["register", "-r", "a"],
             &["start", "-d", "a"],
+            &["start", "-x", "a"],
             &["status", "-d"],
             &["list", "x"],
             &["scandir", "x"],
@@ -758,6 +812,21 @@ mod tests {
             &["port"],
         ] {
             assert!(run(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_usage_is_the_table() {
+        assert_eq!(
+            usage(),
+            "hermes-slot [ -s scandir ] [ -H hermes_home ] [ -t timeout ] [ -u user ] [ -j ] \
+register [ -d ] [ -e ] profile | unregister profile | start|stop|restart [ -w ] profile | park profile | unpark [ -w ] profile | \
+status [ profile... ] | list | port profile | scandir"
+        );
+        // Every command and every letter it takes is in it.
+        for c in &COMMANDS {
+            assert!(usage().contains(c.name), "{}", c.name);
+            assert!(c.options.chars().all(|l| usage().contains(&format!("-{l} ]"))), "{}", c.name);
         }
     }
 

@@ -49,7 +49,7 @@ pid1=$(<"$EMU/pid")
 assert_eq s6-svscan "$(emu_root cat /proc/1/comm)" "PID 1 is s6-svscan"
 assert_eq s6-svscan "$(cat "/proc/$pid1/comm")" "STATEDIR/pid is the host pid of PID 1"
 assert_eq 0 "$(emu_root awk '/^Uid:/ { print $2 }' /proc/1/status)" "s6-svscan runs as root"
-assert_eq "PATH=/command:/usr/bin:/bin" "$(emu_root sh -c 'tr "\0" "\n" </proc/1/environ')" "s6-svscan's whole environment"
+assert_eq "PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "$(emu_root sh -c 'tr "\0" "\n" </proc/1/environ')" "s6-svscan's whole environment"
 assert_eq "10000 10000" "$(emu_root id -u hermes) $(emu_root id -g hermes)" "hermes resolves to 10000:10000"
 assert_eq "uid=10000(hermes) gid=10000(hermes) groups=10000(hermes)" "$(emu_user id)" "emu_user runs as hermes"
 assert_eq "/opt/data" "$(emu_user sh -c 'echo "$HOME"')" "hermes's HOME"
@@ -101,7 +101,7 @@ wait_until 3000 emu_root sh -c 's6-svstat -o up /run/service/plain | grep -qx fa
 # ---- with-contenv / printcontenv
 out=$(emu_root env LEAK=yes /command/with-contenv env)
 assert_contains "$out" "HERMES_TEST_VAR=hello  world" "with-contenv loads the container environment"
-assert_contains "$out" "PATH=/command:/usr/bin:/bin" "with-contenv keeps PATH"
+assert_contains "$out" "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" "with-contenv keeps PATH (docker exec's)"
 assert_not_contains "$out" "LEAK=" "with-contenv hides the caller's environment"
 assert_not_contains "$out" "HOME=" "with-contenv hides the caller's environment"
 assert_contains $'\n'"$out"$'\n' $'\nEMPTY=\n' "an empty -e value is set, empty"

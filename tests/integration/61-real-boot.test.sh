@@ -108,7 +108,32 @@ case_5() {
     done
 }
 
+# 6. a read-only root (docker run --read-only, S6_READ_ONLY_ROOT=1): the
+# stages, reconcile and the services write only to /run and the volume
+case_6() {
+    for topology in isolated shared; do
+        boot_image "$topology" -R -e HERMES_DASHBOARD=1
+        assert_eq ok "$(emu_wait_stage2 10000)" "read-only root, $topology: stage 2"
+        assert_rc 1 emu_root touch /etc/probe
+        assert_contains "$ASSERT_OUT" "Read-only file system" "read-only root, $topology: the root is read-only"
+        sd=$(scandir_of "$topology")
+        wait_until 5000 up_as 10000 "$sd/gateway-coder"
+        wait_until 5000 up_as 10000 /run/service/dashboard
+        assert_not_contains "$(log)" "Read-only file system" "read-only root, $topology: nothing tried to write the image"
+        emu_down "$EMU"
+    done
+}
+
+# 7. the dashboard in a non-root container: it comes up, as that user
+case_7() {
+    boot_image isolated -u 10000 -e HERMES_DASHBOARD=1
+    assert_eq ok "$(emu_wait_stage2 10000)" "non-root, dashboard: stage 2"
+    wait_until 5000 up_as 10000 /run/service/dashboard
+    assert_contains "$(log)" "service dashboard successfully started" "non-root: the dashboard started"
+    emu_down "$EMU"
+}
+
 # REAL_BOOT_CASES="1 3" runs only those (to see one fail on older tools).
-for c in ${REAL_BOOT_CASES:-1 2 3 4 5}; do
+for c in ${REAL_BOOT_CASES:-1 2 3 4 5 6 7}; do
     "case_$c"
 done

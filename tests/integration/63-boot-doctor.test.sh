@@ -8,8 +8,13 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 doctor() { emu_root /usr/bin/hermes-svscan-perms -b "$@"; }
 
+# docker exec's PATH: the image's ENV PATH (hermes-emu boot -P). Our
+# Dockerfile's `image` target puts /command first; Debian's leaves it out.
+readonly IMAGE_PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+readonly DEBIAN_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
 boot() { # [hermes-emu boot options]
-    emu_boot -2 -o "$HERMES_S6_DESTDIR" -e HERMES_HOME=/opt/data "$@"
+    emu_boot -2 -o "$HERMES_S6_DESTDIR" -e HERMES_HOME=/opt/data -P "$IMAGE_PATH" "$@"
 }
 
 # ---- healthy: nothing to say
@@ -19,10 +24,23 @@ wait_until 5000 emu_root s6-svstat /run/hermes/service/gateway-default
 assert_rc 0 doctor
 assert_eq "" "$ASSERT_OUT" "a healthy container: no line"
 
-# ---- /command missing from PATH (what docker exec gets from the image)
-assert_rc 1 emu_root env PATH=/usr/local/bin:/usr/bin:/bin /usr/bin/hermes-svscan-perms -b
-assert_eq "condition: /command is not on PATH (/usr/local/bin:/usr/bin:/bin): s6-svstat, s6-svc and the other s6 tools are not found by name in docker exec" \
+# ---- an image whose PATH lacks /command, with s6-overlay's symlinks
+# tarballs (/usr/bin/s6-svstat: hermes-agent's image): nothing to say
+c1=$EMU
+boot -P "$DEBIAN_PATH"
+assert_eq ok "$(emu_wait_stage2 10000)" "boot, Debian's PATH"
+assert_rc 0 doctor
+assert_eq "" "$ASSERT_OUT" "s6 tools found through /usr/bin"
+emu_down "$EMU"
+
+# ---- /command missing from PATH and no symlinks: s6-svstat is not found
+boot -P "$DEBIAN_PATH" -N
+assert_eq ok "$(emu_wait_stage2 10000)" "boot, Debian's PATH, no symlinks"
+assert_rc 1 doctor
+assert_eq "condition: /command is not on PATH ($DEBIAN_PATH): s6-svstat, s6-svc and the other s6 tools are not found by name in docker exec" \
     "$ASSERT_OUT" "PATH without /command"
+emu_down "$EMU"
+EMU=$c1
 
 # ---- a scan-directory entry s6-svscan cannot stat
 emu_user ln -s /run/hermes/nowhere /run/hermes/service/ghost
