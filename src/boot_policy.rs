@@ -5,12 +5,12 @@
 //!   every profile starts from its own intent; named profiles never
 //!   autostart when `multiplex_profiles` is on. That switch comes from
 //!   `GATEWAY_MULTIPLEX_PROFILES` when it is a recognised boolean word
-//!   ([`env_bool`]), else from the root's `config.yaml`.
+//!   ([`crate::truthy::yes_or_no`]), else from the root's `config.yaml`.
 //! * `multiplex` (hermes-agent's R-4, "one gateway per container"):
 //!   every named profile is registered down unless its own `config.yaml`
 //!   says `gateway: {standalone: true}`; the root slot is started when its
 //!   own intent, or the intent of any non-standalone named profile, is
-//!   `running` ("folded into root", [`fold`]).
+//!   `running` ("folded into root", [`Named::folds`]).
 
 use std::fmt;
 
@@ -55,21 +55,6 @@ pub struct UnknownPolicy;
 impl fmt::Display for UnknownPolicy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{VAR} must be per-profile or multiplex")
-    }
-}
-
-/// A recognised boolean word (trimmed, ASCII case ignored): `1 true yes
-/// on` or `0 false no off`. Anything else, blank included, is `None`: the
-/// configuration file decides.
-pub fn env_bool(value: Option<&str>) -> Option<bool> {
-    let v = value?.trim();
-    let is = |words: &[&str]| words.iter().any(|w| v.eq_ignore_ascii_case(w));
-    if is(&["1", "true", "yes", "on"]) {
-        Some(true)
-    } else if is(&["0", "false", "no", "off"]) {
-        Some(false)
-    } else {
-        None
     }
 }
 
@@ -134,17 +119,13 @@ mod tests {
 
     #[test]
     fn the_environment_overrides_only_with_a_boolean_word() {
-        assert_eq!(env_bool(Some("TRUE")), Some(true));
-        assert_eq!(env_bool(Some(" off ")), Some(false));
-        assert_eq!(env_bool(Some("0")), Some(false));
-        for none in [None, Some(""), Some("  "), Some("maybe"), Some("2"), Some("y")] {
-            assert_eq!(env_bool(none), None, "{none:?}");
-        }
+        let env = |v: &str| crate::truthy::yes_or_no(std::ffi::OsStr::new(v));
         // config true, no env: on. env false, config true: off. env maybe, config true: on.
-        assert!(multiplex_profiles(env_bool(None), Some(true)));
-        assert!(!multiplex_profiles(env_bool(Some("false")), Some(true)));
-        assert!(multiplex_profiles(env_bool(Some("maybe")), Some(true)));
-        assert!(multiplex_profiles(env_bool(Some("true")), Some(false)));
+        assert!(multiplex_profiles(None, Some(true)));
+        assert!(!multiplex_profiles(env(" off "), Some(true)));
+        assert!(multiplex_profiles(env("maybe"), Some(true)));
+        assert!(multiplex_profiles(env(""), Some(true)));
+        assert!(multiplex_profiles(env("TRUE"), Some(false)));
         assert!(!multiplex_profiles(None, None));
     }
 

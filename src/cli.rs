@@ -53,9 +53,57 @@ pub fn string(value: OsString, what: &str) -> Result<String, Error> {
     value.into_string().map_err(|v| format!("invalid {what}: {}", v.to_string_lossy()).into())
 }
 
+/// Whether the command line asks for JSON: some option word before `--`
+/// holds `-j` (doc/conventions.md#json). Read without parsing, so that a
+/// usage error anywhere still answers as JSON. `with_value`: the letters
+/// that take a value, whose value (the rest of the word, or the next
+/// word) is skipped, so `-s/j` is not `-j`.
+pub fn asks_for_json(argv: &[OsString], with_value: &str) -> bool {
+    let mut words = argv.iter().skip(1).map(|a| a.as_encoded_bytes());
+    while let Some(word) = words.next() {
+        if word == b"--" {
+            break;
+        }
+        let Some(letters) = word.strip_prefix(b"-").filter(|l| !l.is_empty() && l[0] != b'-') else {
+            continue; // an operand, or a long option (refused anyway)
+        };
+        for (i, letter) in letters.iter().enumerate() {
+            if *letter == b'j' {
+                return true;
+            }
+            if with_value.as_bytes().contains(letter) {
+                if i + 1 == letters.len() {
+                    words.next();
+                }
+                break;
+            }
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_is_asked_for_by_any_option_word_before_the_end_of_options() {
+        for (args, json) in [
+            (&["-j", "-x"][..], true),
+            (&["-x", "-j"], true),
+            (&["-nj", "x"], true),
+            (&["-jx"], true),
+            (&["register", "p", "-dj"], true),
+            (&["-s", "-j", "x"], false),
+            (&["-s/j", "x"], false),
+            (&["-ns", "/j"], false),
+            (&["-n", "--", "-j"], false),
+            (&["--json"], false),
+            (&["j", "-"], false),
+        ] {
+            assert_eq!(asks_for_json(&super::argv("tool", args), "sHtu"), json, "{args:?}");
+        }
+    }
 
     fn argv(v: &[&str]) -> Vec<OsString> {
         v.iter().map(OsString::from).collect()

@@ -27,7 +27,7 @@ use std::fmt;
 use std::ops::Range;
 
 /// The UTF-8 byte order mark `utf-8-sig` skips.
-pub const BOM: &[u8] = b"\xef\xbb\xbf";
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// What a JSON value is, as Python's `json` would type it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,7 @@
 //!   may lack (the doctor's `condition:` lines);
 //! * [`user`]: accounts from `/etc/passwd` and `/etc/group`, privilege drop;
 //! * [`exec`]: chain loading into the next program, exit 126/127 on failure;
-//! * [`truthy`]: the exact set of values that switch a feature on;
+//! * [`truthy`]: the truthy words of each switch, one function per upstream rule;
 //! * [`profile`], [`state`], [`container`]: profile names, the recorded
 //!   intent and lifecycle ledger (untrusted JSON), the container's command;
 //! * [`json_text`]: JSON read as Python reads it, members found by byte

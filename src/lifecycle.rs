@@ -21,7 +21,7 @@
 //!   `s6-svscanctl -an`, then until both supervisors have exited (a
 //!   pidfd of each lock's holder), then the tree is removed through the
 //!   fd layer.
-//! * [`control`]: one command byte, and with a deadline the wait for its
+//! * [`control()`]: one command byte, and with a deadline the wait for its
 //!   effect, as `s6-svc -w…` does.
 //!
 //! Error policy: system failures are `Err`; every outcome a caller must
@@ -534,7 +534,7 @@ impl Command {
     }
 }
 
-/// What [`control`] achieved.
+/// What [`control()`] achieved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Controlled {
     /// Sent (and, when waited for, done: up; down with finish done;

@@ -97,7 +97,7 @@ pub const PROFILES: &str = "profiles";
 /// The root home, from the `$HERMES_HOME` of a hermes process: that may
 /// be a named profile's own home (`<root>/profiles/<p>`, as `hermes -p
 /// <p>` sets it), whose root is two levels up (upstream's rule).
-pub fn root_home(hermes_home: &Path) -> &Path {
+fn root_home(hermes_home: &Path) -> &Path {
     match hermes_home.parent() {
         Some(parent) if parent.file_name() == Some(OsStr::new(PROFILES)) => parent.parent().unwrap_or(hermes_home),
         _ => hermes_home,

@@ -45,7 +45,7 @@ pub const PROFILES: &str = crate::profile::PROFILES;
 /// A named profile is a directory holding this file.
 pub const MARKER: &str = "SOUL.md";
 /// Runtime files of the previous container, removed from every profile home.
-pub const STALE_FILES: [&str; 2] = ["gateway.pid", "processes.json"];
+const STALE_FILES: [&str; 2] = ["gateway.pid", "processes.json"];
 /// Most entries read from `profiles/` (beyond: no named profile at all).
 const MAX_PROFILES: usize = 65_536;
 
@@ -63,10 +63,11 @@ pub struct Config {
     /// The boot rule (`HERMES_S6_BOOT_POLICY`).
     pub policy: Policy,
     /// `GATEWAY_MULTIPLEX_PROFILES` when it is a recognised boolean word
-    /// (per-profile rule: named slots never autostart); `None`: the root's
-    /// `config.yaml` decides.
+    /// ([`crate::truthy::yes_or_no`]; per-profile rule: named slots never
+    /// autostart); `None`: the root's `config.yaml` decides.
     pub multiplex_env: Option<bool>,
-    /// `HERMES_GATEWAY_NO_SUPERVISE`: no legacy migration.
+    /// `HERMES_GATEWAY_NO_SUPERVISE` ([`crate::truthy::yes_any_case`]): no
+    /// legacy migration.
     pub no_supervise: bool,
     /// What the container was started with (already stripped and classified).
     pub command: Command,

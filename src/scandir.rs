@@ -16,7 +16,7 @@
 //!   with [`remove_tree`], which never follows anything.
 //!
 //! Every step is an fd-relative, `O_NOFOLLOW` open; changes go through
-//! [`perms`](crate::perms) and are recorded as [`Change`]s.
+//! [`perms`](mod@crate::perms) and are recorded as [`Change`]s.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Component, Path};

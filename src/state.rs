@@ -254,7 +254,7 @@ fn unchanged(read: Option<&Version>, now: Option<&Version>) -> bool {
 /// old or the new file, never a part. Just before that rename the file is
 /// checked to still be the one read (inode, size, ctime); if the gateway
 /// replaced it meanwhile, the new one is read and edited instead, up to
-/// [`REWRITE_TRIES`] times. A file that is not a JSON object is renamed to
+/// `REWRITE_TRIES` times. A file that is not a JSON object is renamed to
 /// `gateway_state.json.corrupt-<now>` first. The file keeps its permission
 /// bits (0644 when new); run as root (`Owner::Chown`) it is given to the
 /// user through the fd it was written with.

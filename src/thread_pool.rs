@@ -15,7 +15,7 @@ pub fn workers(profiles: usize) -> usize {
 
 /// The CPUs this process may run on: `sched_getaffinity`, one system call
 /// (std's available_parallelism also reads cgroup files from /proc).
-pub fn cpus() -> usize {
+fn cpus() -> usize {
     // SAFETY: an all-zero cpu_set_t is valid; the kernel fills it.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: the pointer and size describe `set`.

@@ -38,6 +38,39 @@ fn only_the_private_directory_just_made_is_built_in() {
 }
 
 #[test]
+fn a_fresh_private_directory_is_exactly_0700_and_empty() {
+    if !root_or_skip("handover_fresh") {
+        return;
+    }
+    let s = Scratch::new("handover-fresh");
+    let top = Dir::open(s.path()).unwrap();
+    let made = handover::private_dir(&top, OsStr::new("p")).unwrap().expect("made");
+    handover::check_fresh(&made).unwrap();
+    // Root's own, no access for others (check_private takes them), but not
+    // what mkdir just made: an older directory moved in under the name.
+    for (name, mode, file) in [("holding", 0o700, true), ("setgid", 0o2700, false), ("sticky", 0o1700, false), ("read-only", 0o500, false)]
+    {
+        let p = s.join(name);
+        std::fs::create_dir(&p).unwrap();
+        if file {
+            std::fs::write(p.join("container-boot.log"), "x").unwrap();
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        let d = top.open_dir(OsStr::new(name)).unwrap();
+        handover::check_private(&d).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let e = handover::check_fresh(&d).unwrap_err();
+        assert!(e.to_string().contains("is not the private directory just made"), "{name}: {e}");
+        assert_eq!(e.exit_code(), 100, "{name}: a refusal");
+    }
+    // And whatever check_private refuses.
+    let p = s.join("users");
+    std::fs::create_dir(&p).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o700)).unwrap();
+    chown(&p, UID, GID);
+    assert!(handover::check_fresh(&top.open_dir(OsStr::new("users")).unwrap()).is_err());
+}
+
+#[test]
 fn pinned_objects_are_roots_own_with_one_link_and_end_up_the_users() {
     if !root_or_skip("handover_give") {
         return;

@@ -154,6 +154,31 @@ fn help_and_usage() {
     let o = run(TOOL, &["-u", "a;b", "-n"]);
     assert_eq!(o.status.code(), Some(100));
     assert_eq!(stderr(&o), "hermes-reconcile: fatal: unable to use account a;b: expected a login name or :UID:GID\n");
+    assert_eq!(stdout(&o), "");
+    // -j: every failure is one JSON object on stdout, messages unchanged.
+    let o = run(TOOL, &["-u", "a;b", "-nj"]);
+    assert_eq!(json_error(&o), (vec![], "unable to use account a;b: expected a login name or :UID:GID".into(), 100));
+    assert_eq!(stderr(&o), "hermes-reconcile: fatal: unable to use account a;b: expected a login name or :UID:GID\n");
+    // A usage error with -j anywhere before `--`: JSON too (cli::asks_for_json).
+    for (bad, why) in [
+        (&["-j", "-q"][..], "invalid option '-q'"),
+        (&["-q", "-j"], "invalid option '-q'"),
+        (&["-nj", "extra"], "unexpected argument \"extra\""),
+        (&["-j", "-s"], "missing argument for option '-s'"),
+    ] {
+        let o = run(TOOL, bad);
+        assert_eq!(json_error(&o), (vec![], why.to_string(), 100), "{bad:?}");
+        assert!(
+            stderr(&o).ends_with("hermes-reconcile: usage: hermes-reconcile [ -n ] [ -j ] [ -s scandir ] [ -H hermes_home ] [ -u user ]\n")
+        );
+    }
+    // -j as a value, or after `--`, is not a request for JSON.
+    for bad in [&["-q", "-s", "-j"][..], &["-q", "--", "-j"]] {
+        let o = run(TOOL, bad);
+        assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(100), ""), "{bad:?}");
+    }
+    // -h is a request for the usage, not a run: plain text even after -j.
+    assert_eq!(stdout(&run(TOOL, &["-jh"])), "usage: hermes-reconcile [ -n ] [ -j ] [ -s scandir ] [ -H hermes_home ] [ -u user ]\n");
 }
 
 #[test]
@@ -268,13 +293,13 @@ fn json_output_and_dry_run() {
     let o = tool(&args, &[], true);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(tree_snap(t.s.path()), before, "-n wrote something");
-    let want = serde_json::json!([
+    let want = serde_json::json!({"slots": [
         {"profile": "default", "prior_state": null, "action": "registered", "prior_exit": "unknown", "folded_into_root": false},
         {"profile": "a", "prior_state": "running", "action": "started", "prior_exit": "unknown", "folded_into_root": false},
         {"profile": "b", "prior_state": "stopped", "action": "registered", "prior_exit": "unknown", "folded_into_root": false},
-    ]);
+    ]});
     assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap(), want);
-    assert!(stdout(&o).ends_with("]\n") && stdout(&o).lines().count() == 1);
+    assert!(stdout(&o).ends_with("}\n") && stdout(&o).lines().count() == 1);
     let o = tool(&t.args()[..].iter().cloned().chain(["-j".into()]).collect::<Vec<_>>(), &[], true);
     assert_eq!(serde_json::from_str::<serde_json::Value>(&stdout(&o)).unwrap(), want, "a real run reports the same");
 }
@@ -313,7 +338,7 @@ fn the_boot_policy_variable() {
     // -j: stdout stays JSON, the notice goes to stderr.
     let o = alone(&[t.args(), vec!["-n".into(), "-j".into()]].concat(), &[("HERMES_S6_BOOT_POLICY", " multiplex ")]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
-    assert_eq!((v[0]["action"].as_str(), v[1]["folded_into_root"].as_bool()), (Some("started"), Some(true)));
+    assert_eq!((v["slots"][0]["action"].as_str(), v["slots"][1]["folded_into_root"].as_bool()), (Some("started"), Some(true)));
     assert_eq!(stderr(&o), format!("{notice}\n"));
     // per-profile (and empty): today's rule.
     for policy in ["per-profile", ""] {
@@ -332,7 +357,29 @@ fn the_boot_policy_variable() {
         stderr(&o),
         "hermes-reconcile: fatal: unable to use HERMES_S6_BOOT_POLICY=Multiplex: HERMES_S6_BOOT_POLICY must be per-profile or multiplex\n"
     );
+    // -j: the same error as one JSON object.
+    let o = alone(&[t.args(), vec!["-j".into()]].concat(), &[("HERMES_S6_BOOT_POLICY", "Multiplex")]);
+    assert_eq!(o.status.code(), Some(100));
+    assert_eq!(
+        json_error(&o),
+        (vec![], "unable to use HERMES_S6_BOOT_POLICY=Multiplex: HERMES_S6_BOOT_POLICY must be per-profile or multiplex".into(), 100)
+    );
     assert_eq!(tree_snap(t.s.path()), before);
+}
+
+/// A failed run's `-j` document (one line, newline-ended, nothing else on
+/// stdout): the profiles of its slots, its error and its code, which must
+/// be the exit code.
+fn json_error(o: &Output) -> (Vec<String>, String, i64) {
+    let out = stdout(o);
+    assert!(out.ends_with("}\n") && out.lines().count() == 1, "not one line: {out:?}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let keys: Vec<&String> = v.as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["code", "error", "slots"], "{out}");
+    let slots = v["slots"].as_array().unwrap().iter().map(|e| e["profile"].as_str().unwrap().to_string()).collect();
+    let code = v["code"].as_i64().unwrap();
+    assert_eq!(o.status.code().map(i64::from), Some(code), "{out}");
+    (slots, v["error"].as_str().unwrap().to_string(), code)
 }
 
 #[test]
@@ -347,12 +394,21 @@ fn an_unwritable_scan_directory_is_fatal_111_and_nothing_changes() {
     let o = tool(&t.args(), &[], true);
     assert_eq!(o.status.code(), Some(111));
     assert_eq!(stderr(&o), format!("hermes-reconcile: fatal: unable to write to {}: Permission denied\n", t.scan().display()));
+    assert_eq!(stdout(&o), "");
+    // -j: the fatal message, without its prefix, and the code as one object.
+    let o = tool(&[t.args(), vec!["-j".into()]].concat(), &[], true);
+    assert_eq!(json_error(&o), (vec![], format!("unable to write to {}: Permission denied", t.scan().display()), 111));
+    assert_eq!(stderr(&o), format!("hermes-reconcile: fatal: unable to write to {}: Permission denied\n", t.scan().display()));
     assert!(t.home().join("gateway.pid").exists() && !t.home().join("logs").exists());
     let mut args = t.args();
     args[5] = path(&t.s.join("missing"));
     let o = tool(&args, &[], true);
     assert_eq!(o.status.code(), Some(111));
     assert!(stderr(&o).ends_with("/missing: No such file or directory\n"), "{}", stderr(&o));
+    args.push("-j".into());
+    let (slots, error, _) = json_error(&tool(&args, &[], true));
+    assert!(slots.is_empty() && error.ends_with("/missing: No such file or directory"), "{error}");
+    args.pop();
     // A dry run needs no scan directory.
     args.push("-n".into());
     assert_eq!(tool(&args, &[], true).status.code(), Some(0));
@@ -415,7 +471,7 @@ fn a_dashboard_container_touches_nothing() {
     let mut args = t.args();
     args.push("-j".into());
     let o = tool_marked(&args, &[], true, &m);
-    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "[]\n"));
+    assert_eq!((o.status.code(), stdout(&o).as_str()), (Some(0), "{\"slots\":[]}\n"));
     assert_eq!(stderr(&o), "hermes-reconcile: info: reconcile: skipping (dashboard container: it runs no profile gateways)\n");
     assert_eq!((tree_snap(&t.home()), tree_snap(&t.scan())), before);
 }
@@ -525,6 +581,11 @@ fn a_full_scan_directory_or_no_descriptors_left_is_fatal_111_and_the_rest_is_bui
     let o = tool(&t.args(), &[], true);
     let built = check_partial(&t, &o, &profiles, "full tmpfs");
     assert!(built > 0, "no slot fitted: {}", stderr(&o));
+    // -j, again on the full tmpfs: the slots built (unchanged now) with the error.
+    let o = tool(&[t.args(), vec!["-j".into()]].concat(), &[], true);
+    let (slots, error, code) = json_error(&o);
+    assert_eq!((slots.len(), code), (built, 111), "{}", stderr(&o));
+    assert_eq!(error, format!("unable to build {} of {} slots (see the warnings above)", profiles.len() - built, profiles.len()));
     drop(tmpfs);
     // Too few descriptors to build every slot (on 2 CPUs the tool needs
     // 16; with more CPUs it builds on more threads and needs more).

@@ -133,7 +133,8 @@ print(json.dumps(out))
 /// What reconcile's `-j` report says of each profile: prior state, action.
 fn reported(o: &Output) -> Vec<(String, serde_json::Value, String)> {
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stdout)));
-    v.as_array()
+    v["slots"]
+        .as_array()
         .unwrap()
         .iter()
         .map(|e| (e["profile"].as_str().unwrap().to_string(), e["prior_state"].clone(), e["action"].as_str().unwrap().to_string()))

@@ -244,7 +244,7 @@ impl Dir {
         fstat(&self.fd).map(Stat::from).map_err(|e| Error::sys("stat", &self.path, e))
     }
 
-    /// The mount this directory is on (see [`mount_of`]).
+    /// The mount this directory is on (see `mount_of`).
     pub fn mount_id(&self) -> Result<u64> {
         mount_of(self.fd.as_fd(), &self.path)
     }
@@ -633,7 +633,7 @@ impl Dir {
     /// it with `mode` (less the umask) if absent. Not followed if a
     /// symlink, never blocks on a FIFO, refused unless a regular file with
     /// one link. Returns the file's stat as opened.
-    pub fn append_file(&self, name: &OsStr, mode: u32, data: &[u8]) -> Result<Stat> {
+    fn append_file(&self, name: &OsStr, mode: u32, data: &[u8]) -> Result<Stat> {
         // Built only for a message: no allocation on success.
         let path = || self.child_path(name);
         let (fd, st) = self.create_regular(name, OFlag::O_WRONLY | OFlag::O_APPEND, mode, "append to")?;
@@ -644,7 +644,7 @@ impl Dir {
         Ok(st)
     }
 
-    /// [`Dir::append_file`] for `owner` (uid, gid), when root writes in
+    /// `Dir::append_file` for `owner` (uid, gid), when root writes in
     /// the user's directory: a file we create is given to `owner` through
     /// the fd we made it with; an existing one must already be `owner`'s
     /// (a root-owned file renamed in by the user is never appended to).
@@ -726,7 +726,7 @@ impl Node {
         &self.stat
     }
 
-    /// The mount the pinned inode is on (see [`mount_of`]).
+    /// The mount the pinned inode is on (see `mount_of`).
     pub fn mount_id(&self) -> Result<u64> {
         mount_of(self.fd.as_fd(), &self.path)
     }

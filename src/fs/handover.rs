@@ -2,7 +2,7 @@
 //! where the user can write (doc/design.md#fd-safety).
 //!
 //! Root builds in a directory only it can write and traverse (a
-//! [`private_dir`]: 0700, its own, made fresh), so nothing in there can be
+//! [`private_dir`]: 0700, its own, made fresh and empty), so nothing in there can be
 //! swapped, linked in or added by anyone else while it works, and names
 //! there mean what root made. Once the tree is complete, each object is
 //! pinned by an fd ([`Handover::pin`], checked to be root's own and, for a
@@ -13,7 +13,7 @@
 
 use std::ffi::OsStr;
 
-use crate::error::{Error, Result};
+use crate::error::{Cause, Error, Result};
 use crate::fs::{Dir, Kind, Node, Stat};
 
 /// Whether `dir`, just made by the caller with mode 0700, is that fresh
@@ -34,15 +34,39 @@ pub fn check_private(dir: &Dir) -> Result<Stat> {
     Ok(st)
 }
 
+/// [`check_private`], and more: the mode is exactly 0700 (no set-id or
+/// sticky bit, owner bits whole) and the directory has no entry at all.
+/// So `dir` is what mkdir just made, not an older directory of the
+/// caller's moved in under that name (a staging directory, a `logs/`),
+/// whose files would be used or handed over with it.
+pub fn check_fresh(dir: &Dir) -> Result<Stat> {
+    let st = check_private(dir)?;
+    let entries = match dir.entries(0) {
+        Ok(_) => false,
+        Err(e) if matches!(e.cause(), Cause::Limit(_)) => true,
+        Err(e) => return Err(e),
+    };
+    if st.mode != 0o700 || entries {
+        let what = if entries { ", not empty" } else { "" };
+        return Err(Error::refused(
+            "make",
+            dir.path(),
+            format!("is not the private directory just made ({:04o} {}:{}{what})", st.mode, st.uid, st.gid),
+        ));
+    }
+    Ok(st)
+}
+
 /// Makes `name` in `parent` as a fresh private directory (0700, the
-/// caller's) and opens it, checked ([`check_private`]). `Ok(None)` if the
-/// name exists.
+/// caller's) and opens it without following, checked ([`check_fresh`]):
+/// `parent` may be writable by others, who can swap the name between the
+/// mkdir and the open. `Ok(None)` if the name exists.
 pub fn private_dir(parent: &Dir, name: &OsStr) -> Result<Option<Dir>> {
     if !parent.mkdir_at(name, 0o700)? {
         return Ok(None);
     }
     let dir = parent.open_dir(name)?;
-    check_private(&dir)?;
+    check_fresh(&dir)?;
     Ok(Some(dir))
 }
 

@@ -6,14 +6,15 @@ use std::ffi::OsStr;
 
 use super::{Entry, Warn, warn_with};
 use crate::boot_policy::Policy;
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::fs::handover::{self, Handover};
 use crate::fs::publish::{Rename, rename_at};
 use crate::fs::{Dir, Kind, Owner};
 use crate::local_time::local_timestamp;
 use crate::state;
 
 /// The log directory in `$HERMES_HOME`.
-pub const LOGS: &str = "logs";
+const LOGS: &str = "logs";
 /// The reconcile log in `logs/`.
 pub const BOOT_LOG: &str = "container-boot.log";
 /// Where the reconcile log is rotated to.
@@ -23,7 +24,7 @@ pub const ROTATE_AT: u64 = 262_144;
 
 /// One line of the boot log (without its newline); the multiplex rule
 /// appends ` folded_into_root=True|False` (Python's spelling, as R-4).
-pub fn log_line(timestamp: &str, e: &Entry, policy: Policy) -> String {
+fn log_line(timestamp: &str, e: &Entry, policy: Policy) -> String {
     let prior = e.prior_state.as_deref().map_or("None".into(), state::printable);
     let mut line =
         format!("{timestamp} profile={} prior_state={prior} action={} prior_exit={}", e.profile, e.action.as_str(), e.prior_exit.as_str());
@@ -49,34 +50,22 @@ pub fn append_boot_log(home: &Dir, entries: &[Entry], now: i64, owner: Owner, po
         text.push_str(&log_line(&ts, e, policy));
         text.push('\n');
     }
-    let chown = match owner {
-        Owner::Chown { uid, gid } => Some((uid, gid)),
-        Owner::Caller { .. } => None,
-    };
-    logs.append_file_for(log, 0o644, text.as_bytes(), chown)?;
+    logs.append_file_for(log, 0o644, text.as_bytes(), owner.chown_to())?;
     Ok(())
 }
 
 /// Opens the directory `name` in the user's `home`, made 0755 for the
-/// user if absent. Made by root, it is created 0700 (nobody else can enter
-/// it), opened without following, checked to be a directory only we could
-/// have made (ours, 0700, empty), then given to the user and opened up
-/// through that fd: a name the user swaps meanwhile is refused, never
-/// chowned.
+/// user if absent: made as a [`handover::private_dir`] (0700, ours,
+/// checked once opened to be the empty one just made: the user can swap
+/// names in its home), then given to the user and opened up through that
+/// fd. A name the user swaps meanwhile is refused, never chowned.
 fn user_dir(home: &Dir, name: &OsStr, owner: Owner) -> Result<Dir> {
-    const PRIVATE: u32 = 0o700;
-    if !home.mkdir_at(name, PRIVATE)? {
+    let Some(dir) = handover::private_dir(home, name)? else {
         return home.open_dir(name);
+    };
+    match owner {
+        Owner::Chown { uid, gid } => Handover::new(uid, gid).give(Some((&dir, 0o755)))?,
+        Owner::Caller { .. } => dir.chmod(0o755)?,
     }
-    let dir = home.open_dir(name)?;
-    let st = dir.stat()?;
-    let euid = nix::unistd::geteuid().as_raw();
-    if st.uid != euid || st.mode != PRIVATE || dir.entries(0).is_err() {
-        return Err(Error::refused("make", dir.path(), "replaced while it was being made"));
-    }
-    if let Owner::Chown { uid, gid } = owner {
-        dir.chown(uid, gid)?;
-    }
-    dir.chmod(0o755)?;
     Ok(dir)
 }

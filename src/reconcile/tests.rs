@@ -9,6 +9,7 @@ use super::report::{report_json, report_line};
 use super::*;
 use crate::local_time::local_timestamp;
 use crate::state::STATE_FILE;
+use crate::truthy;
 
 struct Tree {
     root: PathBuf,
@@ -339,16 +340,16 @@ fn report_lines_and_json() {
             "reconcile: profile=plain prior_state=None action=registered",
         ]
     );
-    let json: serde_json::Value = serde_json::from_str(&report_json(&out.entries)).unwrap();
+    let json: serde_json::Value = serde_json::from_str(&report_json(&out.entries, None)).unwrap();
     assert_eq!(
         json,
-        serde_json::json!([
+        serde_json::json!({"slots": [
             {"profile": "default", "prior_state": "running", "action": "started", "prior_exit": "unknown", "folded_into_root": false},
             {"profile": "coder", "prior_state": "x y\nreconcile: forged", "action": "registered", "prior_exit": "unknown", "folded_into_root": false},
             {"profile": "plain", "prior_state": null, "action": "registered", "prior_exit": "unknown", "folded_into_root": false},
-        ])
+        ]})
     );
-    assert!(!report_json(&out.entries).contains('\n'), "one line");
+    assert!(!report_json(&out.entries, None).contains('\n'), "one line");
     assert!(t.boot_log().contains(" profile=coder prior_state=x\\x20y\\x0areconcile:\\x20forged action="));
 }
 
@@ -602,10 +603,10 @@ fn per_profile_reads_multiplex_profiles_from_config_yaml() {
     t.config(None, "gateway:\n  multiplex_profiles: true\n");
     assert_eq!(coder(&t.cfg()), Action::Registered);
     // env false overrides config true.
-    assert_eq!(coder(&Config { multiplex_env: boot_policy::env_bool(Some("false")), ..t.cfg() }), Action::Started);
+    assert_eq!(coder(&Config { multiplex_env: truthy::yes_or_no(OsStr::new("false")), ..t.cfg() }), Action::Started);
     // env maybe (not a boolean word) falls back to config true.
-    assert_eq!(coder(&Config { multiplex_env: boot_policy::env_bool(Some("maybe")), ..t.cfg() }), Action::Registered);
-    assert_eq!(coder(&Config { multiplex_env: boot_policy::env_bool(Some("")), ..t.cfg() }), Action::Registered);
+    assert_eq!(coder(&Config { multiplex_env: truthy::yes_or_no(OsStr::new("maybe")), ..t.cfg() }), Action::Registered);
+    assert_eq!(coder(&Config { multiplex_env: truthy::yes_or_no(OsStr::new("")), ..t.cfg() }), Action::Registered);
     // env true overrides config false.
     t.config(None, "multiplex_profiles: false\n");
     assert_eq!(coder(&Config { multiplex_env: Some(true), ..t.cfg() }), Action::Registered);
@@ -650,10 +651,10 @@ fn the_json_report_carries_prior_exit_and_folded_into_root() {
     let t = Tree::new("mx-json");
     t.profile("coder", Some(RUNNING));
     let (out, _) = reconcile(&t.multiplex());
-    let json: serde_json::Value = serde_json::from_str(&report_json(&out.entries)).unwrap();
-    assert_eq!(json[0]["folded_into_root"], false);
-    assert_eq!(json[1]["folded_into_root"], true);
-    assert_eq!(json[1]["prior_exit"], "unknown");
+    let json: serde_json::Value = serde_json::from_str(&report_json(&out.entries, None)).unwrap();
+    assert_eq!(json["slots"][0]["folded_into_root"], false);
+    assert_eq!(json["slots"][1]["folded_into_root"], true);
+    assert_eq!(json["slots"][1]["prior_exit"], "unknown");
 }
 
 #[test]

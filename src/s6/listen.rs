@@ -24,7 +24,7 @@
 //!   the service's `event/`; otherwise (the `event/` of a root-supervised
 //!   service, which the user must never write: doc/design.md#events-never-granted) polling of the
 //!   status files on a [`Backoff`] schedule (1 ms, doubling, at most
-//!   [`Backoff::MAX_MS`]).
+//!   `Backoff::MAX_MS`).
 //! * [`wait`]: one `poll` over any of those, bounded by a [`Deadline`].
 //!
 //! Verified against Debian's s6 2.11.3.2: a subscriber made this way
@@ -46,16 +46,10 @@ use crate::fs::Dir;
 use crate::fs::publish::{Rename, rename_at};
 use crate::s6;
 
-/// Event bytes written by s6-supervise.
+/// Event bytes written by s6-supervise that the waits act on; the others
+/// (`s` started, `u` spawned, `d` died, `D` finish done, `U` ready) only
+/// wake a wait, which then reads the status.
 pub mod event {
-    /// The supervisor has started (status written).
-    pub const START: u8 = b's';
-    /// The service was spawned.
-    pub const UP: u8 = b'u';
-    /// The service died (finish may still run).
-    pub const DOWN: u8 = b'd';
-    /// The service is down and its finish program is done.
-    pub const FINISHED: u8 = b'D';
     /// The supervisor gave up on the service (finish exited 125).
     pub const GAVE_UP: u8 = b'O';
     /// The supervisor is exiting.
@@ -174,7 +168,7 @@ impl Watch {
 }
 
 /// The polling schedule: the first poll after 1 ms, each next one after
-/// twice as long, never more than [`Backoff::MAX_MS`] apart (a state
+/// twice as long, never more than `Backoff::MAX_MS` apart (a state
 /// change is seen at most that late).
 #[derive(Debug, Clone)]
 pub struct Backoff {
@@ -183,7 +177,7 @@ pub struct Backoff {
 
 impl Backoff {
     /// The longest interval between two polls.
-    pub const MAX_MS: u64 = 100;
+    const MAX_MS: u64 = 100;
 
     /// A schedule that starts at 1 ms.
     pub fn new() -> Backoff {

@@ -22,11 +22,11 @@ use crate::s6;
 
 /// Size of `supervise/status` in s6 2.11, 2.12, 2.14 and 2.15: stamp
 /// 0–11, ready stamp 12–23, pid 24–31, wait status 32–33, flags 34.
-pub const STATUS_LEN: usize = 35;
+const STATUS_LEN: usize = 35;
 
 /// Size of `supervise/status` in s6 2.13.x: pid 24–31, pgid 32–39, wait
 /// status 40–41, flags 42.
-pub const STATUS_LEN_PGID: usize = 43;
+const STATUS_LEN_PGID: usize = 43;
 
 /// TAI64 labels count from 2^62; s6 (skalibs' default build) stamps TAI,
 /// which is 37 s ahead of Unix time since 2017.
@@ -258,7 +258,7 @@ pub fn supervised(svc: &Dir) -> Result<bool> {
 
 /// `fcntl(fd, F_GETLK)`: whether another process holds a lock on the open
 /// file `fd` (`path` names it in messages).
-pub fn lock_held(fd: BorrowedFd<'_>, path: &Path) -> Result<bool> {
+fn lock_held(fd: BorrowedFd<'_>, path: &Path) -> Result<bool> {
     // SAFETY: a zeroed flock is a valid argument; the kernel fills it in.
     let mut lk: libc::flock = unsafe { std::mem::zeroed() };
     lk.l_type = libc::F_RDLCK as libc::c_short;

@@ -26,11 +26,11 @@ use crate::s6;
 /// 2,000 slots with their loggers. The same number must stay in that run
 /// script. (s6-svscan sizes arrays on its stack by it: about 20,000 is
 /// the most an 8 MiB stack takes.)
-pub const USER_SCANNER_MAX: usize = 4000;
+const USER_SCANNER_MAX: usize = 4000;
 
 /// s6-svscan's default bound since 2.12, which s6-overlay's PID 1 keeps:
 /// the bound of root's scan directory.
-pub const DEFAULT_MAX: usize = 1000;
+const DEFAULT_MAX: usize = 1000;
 
 /// Entries read from a scan directory, at most (well above both bounds).
 const ENTRIES_MAX: usize = 200_000;

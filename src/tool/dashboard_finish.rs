@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use crate::cli::{self, Arg};
 use crate::msg::{self, exit};
 use crate::tool::dashboard_run::ENABLE_VAR;
-use crate::truthy::var_is_truthy;
+use crate::truthy;
 
 /// The name the tool prints in its messages.
 pub const PROG: &str = "dashboard-finish";
@@ -74,7 +74,7 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(None) => return msg::help(USAGE),
         Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
     };
-    match decide(code, var_is_truthy(ENABLE_VAR)) {
+    match decide(code, std::env::var_os(ENABLE_VAR).is_some_and(|v| truthy::exact(&v))) {
         None => ExitCode::SUCCESS,
         Some(why) => {
             match why {

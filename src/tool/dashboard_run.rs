@@ -15,7 +15,7 @@ use crate::cli::{self, Arg};
 use crate::error::{Cause, Error};
 use crate::exec;
 use crate::msg::{self, exit, printable};
-use crate::truthy::is_truthy;
+use crate::truthy;
 use crate::user;
 
 /// The name the tool prints in its messages.
@@ -23,30 +23,30 @@ pub const PROG: &str = "dashboard-run";
 /// The synopsis, as `-h` prints it and its page starts.
 pub const USAGE: &str = "dashboard-run [ -u user ] [ -H dir ] [ prog... ]";
 
-/// The switch: the dashboard runs only when this is truthy.
+/// The switch: the dashboard runs only when this is truthy ([`truthy::exact`]).
 pub const ENABLE_VAR: &str = "HERMES_DASHBOARD";
 /// The address the dashboard binds.
-pub const HOST_VAR: &str = "HERMES_DASHBOARD_HOST";
+const HOST_VAR: &str = "HERMES_DASHBOARD_HOST";
 /// The port it binds.
-pub const PORT_VAR: &str = "HERMES_DASHBOARD_PORT";
-/// Truthy: bind a non-loopback address (passes `--insecure`).
-pub const INSECURE_VAR: &str = "HERMES_DASHBOARD_INSECURE";
+const PORT_VAR: &str = "HERMES_DASHBOARD_PORT";
+/// Truthy ([`truthy::exact`]): bind a non-loopback address (passes `--insecure`).
+const INSECURE_VAR: &str = "HERMES_DASHBOARD_INSECURE";
 
 /// Loopback by default: the dashboard refuses a non-loopback bind without
 /// an auth provider, and a `0.0.0.0` default made that a restart loop
 /// (upstream hermes-agent #49567).
-pub const DEFAULT_HOST: &str = "127.0.0.1";
+const DEFAULT_HOST: &str = "127.0.0.1";
 /// The port when `HERMES_DASHBOARD_PORT` is unset or empty.
-pub const DEFAULT_PORT: u16 = 9119;
+const DEFAULT_PORT: u16 = 9119;
 /// HOME and working directory of the dashboard (the image's volume).
-pub const DEFAULT_DIR: &str = crate::layout::DEFAULT_HOME;
+const DEFAULT_DIR: &str = crate::layout::DEFAULT_HOME;
 /// The account it runs as by default.
-pub const DEFAULT_USER: &str = "hermes";
+const DEFAULT_USER: &str = "hermes";
 /// The program run when no `prog...` is given (found through PATH).
-pub const DEFAULT_PROG: &str = "hermes";
+const DEFAULT_PROG: &str = "hermes";
 
 /// Upstream's lines for the retired `HERMES_DASHBOARD_INSECURE`, word for word.
-pub const INSECURE_WARNING: [&str; 4] = [
+const INSECURE_WARNING: [&str; 4] = [
     "[dashboard] HERMES_DASHBOARD_INSECURE no longer disables the auth gate.",
     "[dashboard] A non-loopback dashboard requires an auth provider:",
     "[dashboard]   set HERMES_DASHBOARD_BASIC_AUTH_USERNAME + _PASSWORD (password)",
@@ -117,7 +117,7 @@ impl std::fmt::Display for BadPort {
 /// The decision, from the variables `get` returns. Empty HOST and PORT
 /// count as unset (as `${VAR:-default}` does in upstream's script).
 fn decide(get: impl Fn(&str) -> Option<OsString>) -> Result<Decision, BadPort> {
-    if !get(ENABLE_VAR).is_some_and(|v| is_truthy(&v)) {
+    if !get(ENABLE_VAR).is_some_and(|v| truthy::exact(&v)) {
         return Ok(Decision::Disabled);
     }
     let set = |name| get(name).filter(|v| !v.is_empty());
@@ -126,7 +126,7 @@ fn decide(get: impl Fn(&str) -> Option<OsString>) -> Result<Decision, BadPort> {
         None => DEFAULT_PORT,
         Some(v) => parse_port(&v).ok_or(BadPort(v))?,
     };
-    let warn_insecure = get(INSECURE_VAR).is_some_and(|v| is_truthy(&v));
+    let warn_insecure = get(INSECURE_VAR).is_some_and(|v| truthy::exact(&v));
     Ok(Decision::Start(Dashboard { host, port, warn_insecure }))
 }
 
@@ -238,7 +238,7 @@ mod tests {
         for v in ["", "0", "false", "no", "on", "tRue", " 1", "yes "] {
             assert_eq!(decide(env(&[("HERMES_DASHBOARD", v), ("HERMES_DASHBOARD_PORT", "abc")])), Ok(Decision::Disabled), "{v:?}");
         }
-        for v in crate::truthy::TRUTHY {
+        for v in crate::truthy::EXACT {
             assert_eq!(decide(env(&[("HERMES_DASHBOARD", v)])), start("127.0.0.1", 9119, false), "{v:?}");
         }
     }

@@ -1,7 +1,8 @@
 //! hermes-reconcile: rebuild every profile's gateway slot at container
 //! boot, autostarting only what was running. See doc/hermes-reconcile.md.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
+use std::fmt::Display;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,8 +13,10 @@ use crate::container::{self, Command};
 use crate::fs::Owner;
 use crate::layout;
 use crate::msg::{self, exit};
-use crate::reconcile::{self, Config};
+use crate::reconcile::report::{self, Failure};
+use crate::reconcile::{self, Config, Entry};
 use crate::slot::RunAs;
+use crate::truthy;
 use crate::user;
 
 /// The name the tool prints in its messages.
@@ -22,7 +25,7 @@ pub const PROG: &str = "hermes-reconcile";
 pub const USAGE: &str = "hermes-reconcile [ -n ] [ -j ] [ -s scandir ] [ -H hermes_home ] [ -u user ]";
 
 /// Printed instead of reconciling in a dashboard-only container.
-pub const DASHBOARD_SKIP: &str = "reconcile: skipping (dashboard container: it runs no profile gateways)";
+const DASHBOARD_SKIP: &str = "reconcile: skipping (dashboard container: it runs no profile gateways)";
 
 #[derive(Debug, PartialEq, Eq)]
 struct Args {
@@ -36,8 +39,15 @@ struct Args {
 type Parsed = cli::Parsed<Args>;
 
 fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error> {
-    let mut p = cli::parser(argv);
     let mut args = Args { dry_run: false, json: false, scandir: None, home: None, user: "hermes".into() };
+    Ok(match options(cli::parser(argv), &mut args)? {
+        cli::Parsed::Run(()) => cli::Parsed::Run(args),
+        cli::Parsed::Help => cli::Parsed::Help,
+    })
+}
+
+/// Fills `args` from the options, in order.
+fn options(mut p: cli::Parser, args: &mut Args) -> Result<cli::Parsed<()>, cli::Error> {
     while let Some(arg) = p.next()? {
         match arg {
             Arg::Short('n') => args.dry_run = true,
@@ -49,7 +59,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
             _ => return Err(arg.unexpected()),
         }
     }
-    Ok(cli::Parsed::Run(args))
+    Ok(cli::Parsed::Run(()))
 }
 
 fn path(value: OsString, what: &str) -> Result<PathBuf, cli::Error> {
@@ -59,20 +69,45 @@ fn path(value: OsString, what: &str) -> Result<PathBuf, cli::Error> {
     Ok(PathBuf::from(value))
 }
 
-/// A flag variable is set when its value, trimmed, is one of `words`
-/// (ASCII case ignored).
-fn flag(value: Option<&OsStr>, words: &[&str]) -> bool {
-    let Some(v) = value.and_then(OsStr::to_str) else { return false };
-    words.iter().any(|w| v.trim().eq_ignore_ascii_case(w))
+/// Where the answer goes: `reconcile:` lines, or with `-j` one JSON
+/// document (doc/conventions.md#json), also when the run fails.
+struct Answer {
+    json: bool,
+}
+
+impl Answer {
+    /// Ends a run that failed after gathering `entries`: with `-j` the
+    /// document with the error and code on stdout, then
+    /// `hermes-reconcile: fatal: <what>` on stderr.
+    fn fail(&self, entries: &[Entry], code: u8, what: impl Display) -> ExitCode {
+        let error = what.to_string();
+        if self.json {
+            print_json(entries, Some(Failure { error: &error, code }));
+        }
+        msg::fatal(PROG, code, error)
+    }
+}
+
+/// Prints `-j`'s document and its newline.
+fn print_json(entries: &[Entry], failure: Option<Failure<'_>>) -> ExitCode {
+    print(format!("{}\n", report::report_json(entries, failure)).as_bytes())
 }
 
 /// Runs the tool on `argv` (its name first).
 pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
-    let args = match parse(argv) {
+    let argv: Vec<OsString> = argv.into_iter().collect();
+    let args = match parse(argv.iter().cloned()) {
         Ok(cli::Parsed::Run(args)) => args,
         Ok(cli::Parsed::Help) => return msg::help(USAGE),
-        Err(e) => return msg::usage(PROG, USAGE, Some(&e)),
+        Err(e) => {
+            // A caller that asked for JSON gets it even when the usage is wrong.
+            if cli::asks_for_json(&argv, "sHu") {
+                print_json(&[], Some(Failure { error: &e.to_string(), code: exit::USAGE }));
+            }
+            return msg::usage(PROG, USAGE, Some(&e));
+        }
     };
+    let answer = Answer { json: args.json };
     // An unknown rule is the image's mistake, not the user's: refuse it
     // before anything is touched, rather than guess which gateways start.
     let policy_var = std::env::var_os(boot_policy::VAR);
@@ -80,7 +115,7 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(p) => p,
         Err(e) => {
             let shown = msg::printable(&policy_var.unwrap_or_default().to_string_lossy()).into_owned();
-            return msg::fatal(PROG, exit::USAGE, format_args!("unable to use {}={shown}: {e}", boot_policy::VAR));
+            return answer.fail(&[], exit::USAGE, format_args!("unable to use {}={shown}: {e}", boot_policy::VAR));
         }
     };
     // Every file and directory is created with an explicit mode: with no
@@ -91,72 +126,73 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     if command == Command::Dashboard {
         if args.json {
             msg::info(PROG, DASHBOARD_SKIP);
-            return print(b"[]\n");
+            return print_json(&[], None);
         }
         return print(format!("{DASHBOARD_SKIP}\n").as_bytes());
     }
     let run_as = match RunAs::new(&args.user) {
         Ok(r) => r,
-        Err(e) => return msg::fatal(PROG, e.exit_code(), e),
+        Err(e) => return answer.fail(&[], e.exit_code(), e),
     };
     let account = match user::resolve(&args.user) {
         Ok(a) => a,
-        Err(e) => return msg::fatal(PROG, e.exit_code(), e),
+        Err(e) => return answer.fail(&[], e.exit_code(), e),
     };
     let owner = match Owner::for_caller(&account) {
         Ok(o) => o,
-        Err(why) => return msg::fatal(PROG, exit::PERMANENT, why),
+        Err(why) => return answer.fail(&[], exit::PERMANENT, why),
     };
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let var = std::env::var_os;
     let cfg = Config {
         home: layout::hermes_home(args.home),
         scandir: layout::gateway_scandir(args.scandir),
         run_as,
         owner,
         policy,
-        multiplex_env: boot_policy::env_bool(std::env::var_os("GATEWAY_MULTIPLEX_PROFILES").as_deref().and_then(OsStr::to_str)),
-        no_supervise: flag(std::env::var_os("HERMES_GATEWAY_NO_SUPERVISE").as_deref(), &["1", "true", "yes"]),
+        multiplex_env: var("GATEWAY_MULTIPLEX_PROFILES").and_then(|v| truthy::yes_or_no(&v)),
+        no_supervise: var("HERMES_GATEWAY_NO_SUPERVISE").is_some_and(|v| truthy::yes_any_case(&v)),
         command,
         dry_run: args.dry_run,
         now,
     };
     let outcome = match reconcile::run(&cfg, &mut |w| msg::warn(PROG, w)) {
         Ok(o) => o,
-        Err(e) => return msg::fatal(PROG, exit::SYSTEM, e),
+        Err(e) => return answer.fail(&[], exit::SYSTEM, e),
     };
-    let mut out = String::new();
-    if let Some(notice) = outcome.notice() {
-        // On stdout before the per-slot lines; with -j, stdout is JSON only.
-        if args.json {
-            msg::line(&notice);
-        } else {
-            out.push_str(&notice);
-            out.push('\n');
-        }
-    }
-    if args.json {
-        out.push_str(&reconcile::report::report_json(&outcome.entries));
-        out.push('\n');
-    } else {
-        for e in &outcome.entries {
-            out.push_str(&reconcile::report::report_line(e));
-            out.push('\n');
-        }
-    }
-    let code = print(out.as_bytes());
-    if outcome.scandir_unwritable {
-        msg::warn(PROG, format_args!("the scan directory {} could not be written", msg::printable(&cfg.scandir.to_string_lossy())));
-    }
-    if outcome.system_failures > 0 {
+    let scandir_shown = msg::printable(&cfg.scandir.to_string_lossy()).into_owned();
+    let failure = if outcome.system_failures > 0 {
         // Each failed slot had its warning line; the rest were built.
         let n = outcome.system_failures;
         let of = n + outcome.entries.len();
-        return msg::fatal(PROG, exit::SYSTEM, format_args!("unable to build {n} of {of} slots (see the warnings above)"));
+        Some(format!("unable to build {n} of {of} slots (see the warnings above)"))
+    } else if outcome.scandir_unwritable {
+        Some(format!("unable to write to {scandir_shown}"))
+    } else {
+        None
+    };
+    if args.json {
+        // stdout is JSON only: the notice goes to stderr.
+        if let Some(notice) = outcome.notice() {
+            msg::line(&notice);
+        }
+        print_json(&outcome.entries, failure.as_deref().map(|error| Failure { error, code: exit::SYSTEM }));
+    } else {
+        // The notice comes before the per-slot lines.
+        let mut out = outcome.notice().map(|n| n + "\n").unwrap_or_default();
+        for e in &outcome.entries {
+            out.push_str(&report::report_line(e));
+            out.push('\n');
+        }
+        print(out.as_bytes());
     }
     if outcome.scandir_unwritable {
-        return ExitCode::from(exit::SYSTEM);
+        msg::warn(PROG, format_args!("the scan directory {scandir_shown} could not be written"));
     }
-    code
+    match failure {
+        Some(error) => msg::fatal(PROG, exit::SYSTEM, error),
+        None => ExitCode::SUCCESS,
+    }
 }
 
 /// Writes the report on stdout; a closed stdout is not an error of ours.
@@ -181,6 +217,7 @@ mod tests {
         let Ok(cli::Parsed::Run(a)) = run(&[]) else { panic!() };
         assert_eq!(a, Args { dry_run: false, json: false, scandir: None, home: None, user: "hermes".into() });
         assert!(matches!(run(&["-h"]), Ok(cli::Parsed::Help)));
+        assert!(matches!(run(&["-jh"]), Ok(cli::Parsed::Help)));
     }
 
     #[test]
@@ -188,17 +225,5 @@ mod tests {
         for bad in [&["x"][..], &["-x"], &["-s"], &["-s", ""], &["--json"], &["-n", "--", "x"]] {
             assert!(run(bad).is_err(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn truthy_flags() {
-        for yes in ["1", "true", "TRUE", "Yes", " on "] {
-            assert!(flag(Some(OsStr::new(yes)), &["1", "true", "yes", "on"]), "{yes}");
-        }
-        for no in ["", "0", "false", "no", "2", "y"] {
-            assert!(!flag(Some(OsStr::new(no)), &["1", "true", "yes", "on"]), "{no}");
-        }
-        assert!(!flag(Some(OsStr::new("on")), &["1", "true", "yes"]));
-        assert!(!flag(None, &["1"]));
     }
 }

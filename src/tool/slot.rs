@@ -163,7 +163,7 @@ fn done(text: &str, object: &str) -> ExitCode {
 }
 
 /// Default bound on every wait, in milliseconds.
-pub const DEFAULT_TIMEOUT_MS: u64 = 10_000;
+const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 
 struct Args {
     scandir: Option<PathBuf>,
@@ -246,7 +246,7 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Ok(cli::Parsed::Help) => return msg::help(&usage()),
         Err(e) => {
             // A caller that asked for JSON gets it even when the usage is wrong.
-            if asks_for_json(&argv) {
+            if cli::asks_for_json(&argv, "sHtu") {
                 print(&format!("{{\"error\":{},\"code\":{}}}\n", quote(&e.to_string()), code::REFUSED));
             }
             return msg::usage(PROG, &usage(), Some(&e));
@@ -269,16 +269,6 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         // parse() lets no other count of operands through.
         (Run::Profile(_), _) => msg::usage(PROG, &usage(), Some(&"wrong number of operands")),
     }
-}
-
-/// Whether an argv the parser refused asked for `-j` (an option word,
-/// before any `--`, holding `j`: `-j`, `-wj`).
-fn asks_for_json(argv: &[OsString]) -> bool {
-    argv.iter()
-        .skip(1)
-        .map(|a| a.as_encoded_bytes())
-        .take_while(|a| *a != b"--")
-        .any(|a| a.len() > 1 && a[0] == b'-' && a[1] != b'-' && a.contains(&b'j'))
 }
 
 /// Validates a profile name as reconcile does (exit 100 if invalid).
@@ -828,16 +818,6 @@ status [ profile... ] | list | port profile | scandir"
             assert!(usage().contains(c.name), "{}", c.name);
             assert!(c.options.chars().all(|l| usage().contains(&format!("-{l} ]"))), "{}", c.name);
         }
-    }
-
-    #[test]
-    fn json_is_asked_for_before_any_double_dash() {
-        let argv = |v: &[&str]| cli::argv(PROG, v);
-        assert!(asks_for_json(&argv(&["-j", "frobnicate"])));
-        assert!(asks_for_json(&argv(&["start", "-wj"])));
-        assert!(!asks_for_json(&argv(&["start", "--", "-j"])));
-        assert!(!asks_for_json(&argv(&["start", "j"])));
-        assert!(!asks_for_json(&argv(&["--json"])));
     }
 
     #[test]

@@ -63,7 +63,7 @@ assert_contains "$log" " profile=solo prior_state=running action=started prior_e
 json=$(emu_user env HERMES_S6_BOOT_POLICY=multiplex /usr/bin/hermes-reconcile -n -j 2>/dev/null)
 assert_eq "default:started:False:unknown coder:registered:True:unknown solo:started:False:unknown writer:registered:False:unknown" \
     "$(python3 -c 'import json, sys
-print(" ".join("%s:%s:%s:%s" % (e["profile"], e["action"], e["folded_into_root"], e["prior_exit"]) for e in json.loads(sys.argv[1])))' "$json")" \
+print(" ".join("%s:%s:%s:%s" % (e["profile"], e["action"], e["folded_into_root"], e["prior_exit"]) for e in json.loads(sys.argv[1])["slots"]))' "$json")" \
     "-j: folded_into_root and prior_exit"
 emu_down "$EMU"
 
