@@ -464,11 +464,11 @@ fn svscan_perms_under_attack() {
     race("hermes-svscan-perms", &plan, &canaries, |run| {
         let topology = if run.is_multiple_of(2) { "shared" } else { "isolated" };
         let o = Command::new(tool("hermes-svscan-perms"))
-            .args(["-u", ":10000:10000", "-t", topology, "-r"])
+            .args(["-u", ":10000:10000", "-T", topology, "-r"])
             .arg(s.join("sd"))
-            .arg("-s")
+            .arg("-S")
             .arg(&scan)
-            .arg("-d")
+            .arg("-s")
             .arg(u.join("hscan"))
             .output()
             .unwrap();

@@ -86,7 +86,7 @@ impl Layout {
     }
     fn args(&self, extra: &[&str]) -> Vec<String> {
         let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
-        for (o, p) in [("-r", self.sd()), ("-s", self.scan()), ("-d", self.user_scan())] {
+        for (o, p) in [("-r", self.sd()), ("-S", self.scan()), ("-s", self.user_scan())] {
             v.push(o.into());
             v.push(p.to_string_lossy().into_owned());
         }
@@ -158,10 +158,10 @@ fn a_second_run_changes_nothing() {
     }
     let l = Layout::new("perms-idem", &["app"], &["web"]);
     for topo in ["isolated", "shared"] {
-        assert_eq!(l.run(&["-t", topo]).status.code(), Some(0));
+        assert_eq!(l.run(&["-T", topo]).status.code(), Some(0));
         let before = tree_snap(&l.s.join("run"));
         std::thread::sleep(Duration::from_millis(20));
-        let o = l.run(&["-v", "-t", topo]);
+        let o = l.run(&["-v", "-T", topo]);
         ok_silent(&o);
         assert_eq!(tree_snap(&l.s.join("run")), before, "{topo}: modes, owners or ctimes changed");
     }
@@ -206,7 +206,7 @@ fn check_mode_reports_exits_1_before_and_0_after_and_changes_nothing() {
     for topo in ["isolated", "shared"] {
         let before = tree_snap(&l.s.join("run"));
         std::thread::sleep(Duration::from_millis(20));
-        let o = l.run(&["-n", "-t", topo]);
+        let o = l.run(&["-n", "-T", topo]);
         assert_eq!(o.status.code(), Some(1), "{topo}: {}", stderr(&o));
         assert_eq!(tree_snap(&l.s.join("run")), before, "{topo}: -n changed modes, owners or ctimes");
         let out = stdout(&o);
@@ -235,11 +235,11 @@ fn check_mode_reports_exits_1_before_and_0_after_and_changes_nothing() {
         assert_eq!(out.lines().count(), if topo == "shared" { 5 } else { 6 }, "{out}");
     }
     // Shared, then isolated: both are in place afterwards.
-    assert_eq!(l.run(&["-t", "shared"]).status.code(), Some(0));
+    assert_eq!(l.run(&["-T", "shared"]).status.code(), Some(0));
     assert_eq!(l.run(&[]).status.code(), Some(0));
     for topo in ["shared", "isolated"] {
         let before = tree_snap(&l.s.join("run"));
-        let o = l.run(&["-n", "-t", topo]);
+        let o = l.run(&["-n", "-T", topo]);
         assert_eq!(o.status.code(), Some(0), "{topo}: {}{}", stdout(&o), stderr(&o));
         assert_eq!(tree_snap(&l.s.join("run")), before);
         assert!(!stdout(&o).contains(" no "), "{}", stdout(&o));
@@ -265,7 +265,7 @@ fn check_mode_with_verbose_lists_what_would_change() {
         return;
     }
     let l = Layout::new("perms-check-v", &["app"], &[]);
-    let o = l.run(&["-n", "-v", "-t", "shared"]);
+    let o = l.run(&["-n", "-v", "-T", "shared"]);
     assert_eq!(o.status.code(), Some(1));
     let err = stderr(&o);
     assert!(err.contains(&format!("info: would chmod {}/app/supervise 0700 -> 0710", l.sd().display())), "{err}");
@@ -280,7 +280,7 @@ fn shared_topology_gives_the_scandir_and_svscanctl_to_the_user() {
     }
     let l = Layout::new("perms-shared", &["app"], &[]);
     let lock = snap(&l.scan().join(".s6-svscan/lock"));
-    ok_silent(&l.run(&["-t", "shared"]));
+    ok_silent(&l.run(&["-T", "shared"]));
     assert_eq!(&ids(&l.scan()), &[DIR, 0o755, UID, GID]);
     assert_eq!(&ids(&l.scan().join(".s6-svscan")), &[DIR, 0o710, 0, GID]);
     assert_eq!(&ids(&l.scan().join(".s6-svscan/control")), &[FIFO, 0o620, 0, GID]);
@@ -347,7 +347,7 @@ fn a_symlink_on_the_way_to_the_user_scandir_is_refused() {
     std::fs::create_dir(&elsewhere).unwrap();
     symlink(&elsewhere, l.s.join("run/hermes")).unwrap();
     let o = l.run(&[]);
-    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(100), "refused: {}", stderr(&o));
     assert!(
         stderr(&o).contains(&format!("warning: unable to use {}/run/hermes: is a symlink, expected a directory", l.s.path().display())),
         "{}",
@@ -530,7 +530,8 @@ fn wrong_types_and_symlinks_are_refused_and_the_rest_is_still_done() {
     let plants: Vec<_> = cases.iter().map(|(n, _, rel, _)| snap(&planted(n, rel))).collect();
     let o = run_bounded(&l.args(&[]));
     let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(111), "{err}");
+    // Refusals only: 100 (doc/conventions.md#refused-is-100).
+    assert_eq!(o.status.code(), Some(100), "{err}");
     for (name, _, _, needle) in &cases {
         assert!(
             err.lines().any(|line| line.starts_with("hermes-svscan-perms: warning: unable to use ")
@@ -548,10 +549,75 @@ fn wrong_types_and_symlinks_are_refused_and_the_rest_is_still_done() {
     }
     assert_model(&l.sd().join("good"));
     assert_eq!(&ids(&l.sd().join("fifo-service")), &[FIFO, 0o666, 0, 0]);
-    // -n reports the same refusals, changes nothing and exits 111.
+    // -n reports the same refusals, changes nothing and exits 100.
     let o = run_bounded(&l.args(&["-n"]));
-    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(100), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), cases.len(), "{}", stderr(&o));
+    assert_eq!(c.state(), before);
+}
+
+/// A leftover deeper than the sweep's bound (64 levels): removing it stops
+/// at the bound, a failure of the system kind (111), whoever planted it.
+fn deep_leftover(scan: &Path) -> PathBuf {
+    let top = scan.join(".gateway-deep.tmp");
+    let mut p = top.clone();
+    for _ in 0..70 {
+        p.push("d");
+    }
+    std::fs::create_dir_all(&p).unwrap();
+    top
+}
+
+#[test]
+fn exit_code_is_the_highest_among_objects_refusal_100_system_111() {
+    if !root_or_skip("exit_code_highest") {
+        return;
+    }
+    // (doc/conventions.md#several-objects) Each object is still handled;
+    // one warning line each; the exit is the highest code among them.
+    let refused = |l: &Layout, c: &Canary| {
+        let sup = l.add("sup-symlink").join("supervise");
+        std::fs::remove_dir_all(&sup).unwrap();
+        symlink(&c.dir, &sup).unwrap();
+        let control = l.add("control-symlink").join("supervise/control");
+        std::fs::remove_file(&control).unwrap();
+        symlink(&c.file, &control).unwrap();
+    };
+    // Refusals only: 100, and the good service still gets the model.
+    let l = Layout::new("perms-code-refused", &["good"], &[]);
+    let c = Canary::new(&l.s);
+    let before = c.state();
+    refused(&l, &c);
+    for extra in [&[][..], &["-n"], &["-T", "shared"]] {
+        let o = run_bounded(&l.args(extra));
+        assert_eq!(o.status.code(), Some(100), "{extra:?}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 2, "{extra:?}: one warning per refused object: {}", stderr(&o));
+        assert!(stderr(&o).lines().all(|l| l.starts_with("hermes-svscan-perms: warning: unable to use ")), "{}", stderr(&o));
+    }
+    assert_model(&l.sd().join("good"));
+    assert_eq!(c.state(), before);
+    // A bound reached (a system failure): 111, and the rest is still done.
+    let l = Layout::new("perms-code-system", &["good"], &[]);
+    let deep = deep_leftover(&l.scan());
+    let o = run_bounded(&l.args(&["-T", "shared"]));
+    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    assert!(stderr(&o).contains("deeper than 64 levels"), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert_model(&l.sd().join("good"));
+    assert_eq!(&ids(&l.scan()), &[DIR, 0o755, UID, GID], "the scan directory was still shared");
+    assert!(deep.is_dir());
+    // Both in one run: the highest, 111; each object said once.
+    let l = Layout::new("perms-code-both", &["good"], &[]);
+    let c = Canary::new(&l.s);
+    let before = c.state();
+    refused(&l, &c);
+    deep_leftover(&l.scan());
+    let o = run_bounded(&l.args(&["-T", "shared"]));
+    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 3, "{}", stderr(&o));
+    assert!(stderr(&o).contains("sup-symlink/supervise: is a symlink"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("control-symlink/supervise/control: is a symlink"), "{}", stderr(&o));
+    assert_model(&l.sd().join("good"));
     assert_eq!(c.state(), before);
 }
 
@@ -565,10 +631,10 @@ fn a_fifo_at_the_svscan_control_dir_or_status_does_not_hang() {
     mkfifo(&l.sd().join("app/supervise/status"), 0o644);
     std::fs::remove_dir_all(l.scan().join(".s6-svscan")).unwrap();
     mkfifo(&l.scan().join(".s6-svscan"), 0o600);
-    let o = run_bounded(&l.args(&["-t", "shared"]));
-    assert_eq!(o.status.code(), Some(111), "{}", stderr(&o));
+    let o = run_bounded(&l.args(&["-T", "shared"]));
+    assert_eq!(o.status.code(), Some(100), "refused: {}", stderr(&o));
     assert!(stderr(&o).contains(".s6-svscan: is a FIFO, expected a directory"), "{}", stderr(&o));
-    let o = run_bounded(&l.args(&["-n", "-t", "shared"]));
+    let o = run_bounded(&l.args(&["-n", "-T", "shared"]));
     assert!(stdout(&o).contains("/app: status no (supervise/status 0644 0:0)"), "{}", stdout(&o));
 }
 
@@ -579,10 +645,13 @@ fn bad_invocations_are_refused_with_one_clear_line() {
     }
     let o = run(TOOL, &["-h"]);
     assert_eq!(o.status.code(), Some(0));
-    assert!(stdout(&o).starts_with("usage: hermes-svscan-perms [ -n ] [ -v ] [ -t isolated|shared ]"), "{}", stdout(&o));
+    assert!(stdout(&o).starts_with("usage: hermes-svscan-perms [ -n ] [ -v ] [ -T isolated|shared ]"), "{}", stdout(&o));
     for (args, needle) in [
         (&["-x"][..], "hermes-svscan-perms: usage: hermes-svscan-perms [ -n ]"),
-        (&["-t", "both"], "fatal: invalid topology: both"),
+        (&["-T", "both"], "fatal: invalid topology: both"),
+        // The letters before doc/conventions.md: usage errors, not aliases.
+        (&["-t", "shared"], "fatal: invalid option '-t'"),
+        (&["-d", "/run/hermes/service"], "fatal: invalid option '-d'"),
         (&["operand"], "fatal: unexpected operand: operand"),
         (&["-u", "no-such-user-here"], "fatal: unable to resolve user no-such-user-here: no such user in /etc/passwd"),
     ] {
@@ -606,7 +675,7 @@ fn a_missing_servicedirs_is_a_warning_and_the_scandirs_are_still_done() {
     }
     let l = Layout::new("perms-no-sd", &[], &[]);
     std::fs::remove_dir_all(l.s.join("run/s6-rc")).unwrap();
-    let o = l.run(&["-t", "shared"]);
+    let o = l.run(&["-T", "shared"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(stderr(&o).contains("warning: ") && stderr(&o).contains("no such directory, so no static services"), "{}", stderr(&o));
     assert_eq!(&ids(&l.scan()), &[DIR, 0o755, UID, GID]);
@@ -676,8 +745,8 @@ fn finished(pid: nix::unistd::Pid) -> Option<i32> {
 
 /// Runs the tool over and over while the attacker works (at most `runs`
 /// times), between runs calling `reopen` (which gives the attacker back what
-/// a run took away). Every run must exit 0 or 111 with a message; the
-/// canary must never change. Returns (exit 0 runs, exit 111 runs).
+/// a run took away). Every run must exit 0, 100 or 111 with a message; the
+/// canary must never change. Returns (exit 0 runs, exit 100 or 111 runs).
 fn race(l: &Layout, c: &Canary, pid: nix::unistd::Pid, extra: &[&str], runs: usize, reopen: &dyn Fn()) -> (usize, usize) {
     let before = c.state();
     let (mut ok, mut refused) = (0, 0);
@@ -685,7 +754,8 @@ fn race(l: &Layout, c: &Canary, pid: nix::unistd::Pid, extra: &[&str], runs: usi
         let o = run_bounded(&l.args(extra));
         match o.status.code() {
             Some(0) => ok += 1,
-            Some(111) => {
+            // Refused mid-swap (100), or an object gone mid-walk (111).
+            Some(100 | 111) => {
                 refused += 1;
                 assert!(stderr(&o).starts_with("hermes-svscan-perms: warning: unable to "), "{}", stderr(&o));
             }
@@ -772,7 +842,7 @@ fn attack_fifos_with_no_reader_swapped_in_where_directories_are_expected() {
     mkfifo(&l.sd().join("f3"), 0o666);
     chown(&l.sd().join("f3"), UID, GID);
     let pid = attacker(&[(a.join("supervise"), a.join("f1")), (a.join("event"), a.join("f2")), (a.clone(), l.sd().join("f3"))], true);
-    let (ok, refused) = race(&l, &c, pid, &["-t", "shared"], 400, &|| {});
+    let (ok, refused) = race(&l, &c, pid, &["-T", "shared"], 400, &|| {});
     eprintln!("fifo swaps: {ok} clean runs, {refused} refused, never blocked");
 }
 
@@ -809,13 +879,13 @@ fn attack_directories_renamed_mid_walk() {
         (l.scan().join(".gateway-x.tmp"), l.scan().join("decoy")),
     ];
     let pid = attacker(&swaps, true);
-    let (ok, refused) = race(&l, &c, pid, &["-t", "shared"], 400, &sweep_outside);
+    let (ok, refused) = race(&l, &c, pid, &["-T", "shared"], 400, &sweep_outside);
     eprintln!("exchanges mid-walk: {ok} clean runs, {refused} refused, canary intact");
     // Plain renames away and back, too, on a fresh tree.
     let (l, c) = attackable("perms-attack-move", &names);
     let sd = l.sd();
     let pid = attacker(&[(sd.join("a"), sd.join("a-moved")), (sd.join("b/supervise"), sd.join("b/supervise-moved"))], false);
-    let (ok, refused) = race(&l, &c, pid, &["-t", "shared"], 400, &|| {});
+    let (ok, refused) = race(&l, &c, pid, &["-T", "shared"], 400, &|| {});
     eprintln!("renames mid-walk: {ok} clean runs, {refused} refused, canary intact");
 }
 

@@ -25,7 +25,7 @@ use crate::user;
 pub const PROG: &str = "hermes-svscan-perms";
 /// The synopsis, as `-h` prints it and its page starts.
 pub const USAGE: &str =
-    "hermes-svscan-perms [ -n ] [ -v ] [ -t isolated|shared ] [ -u user ] [ -r servicedirs ] [ -s scandir ] [ -d user_scandir ] [ -b ]";
+    "hermes-svscan-perms [ -n ] [ -v ] [ -T isolated|shared ] [ -u user ] [ -r servicedirs ] [ -S scandir ] [ -s user_scandir ] [ -b ]";
 
 /// Services read from the service-directory set, at most (s6-svscan 2.12+
 /// supervises 1000 services and loggers by default, 160,000 at most).
@@ -78,7 +78,7 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
             Arg::Short('n') => args.act = Act::Check,
             Arg::Short('b') => args.boot = true,
             Arg::Short('v') => args.verbose = true,
-            Arg::Short('t') => {
+            Arg::Short('T') => {
                 args.topology = match cli::string(p.value()?, "topology")?.as_str() {
                     "isolated" => Topology::Isolated,
                     "shared" => Topology::Shared,
@@ -87,8 +87,8 @@ fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Parsed, cli::Error>
             }
             Arg::Short('u') => args.user = cli::string(p.value()?, "user")?,
             Arg::Short('r') => args.servicedirs = path(p.value()?, "servicedirs")?,
-            Arg::Short('s') => args.scandir = path(p.value()?, "scandir")?,
-            Arg::Short('d') => args.user_scandir = path(p.value()?, "user_scandir")?,
+            Arg::Short('S') => args.scandir = path(p.value()?, "scandir")?,
+            Arg::Short('s') => args.user_scandir = path(p.value()?, "user_scandir")?,
             Arg::Short('h') => return Ok(cli::Parsed::Help),
             Arg::Value(v) => return Err(format!("unexpected operand: {}", v.to_string_lossy()).into()),
             _ => return Err(arg.unexpected()),
@@ -119,7 +119,7 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         uid: account.uid,
         gid: account.gid,
         args: &args,
-        failed: false,
+        code: 0,
         missing: false,
     };
     run.static_services();
@@ -137,14 +137,8 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
     {
         run.unstatable(&dir);
     }
-    let code = if run.failed {
-        exit::SYSTEM
-    } else if run.missing && args.act == Act::Check {
-        exit::NEGATIVE
-    } else {
-        0
-    };
-    ExitCode::from(code)
+    let missing = if run.missing && args.act == Act::Check { exit::NEGATIVE } else { 0 };
+    ExitCode::from(run.code.max(missing))
 }
 
 /// `-b`: one line per real-boot condition present, on stdout; exit 1 if
@@ -175,16 +169,19 @@ struct Run<'a> {
     cred: Cred,
     uid: u32,
     gid: u32,
-    /// Some object could not be handled (exit 111).
-    failed: bool,
+    /// The highest exit code among the objects that could not be handled
+    /// (doc/conventions.md#several-objects): 100 refused, 111 system; 0 none.
+    code: u8,
     /// Something was not in place (under `-n`: exit 1).
     missing: bool,
 }
 
 impl Run<'_> {
+    /// One object could not be handled: said, and the run goes on. The
+    /// error's cause decides the code (doc/conventions.md#refused-is-100).
     fn fail(&mut self, e: &Error) {
         msg::warn(PROG, e);
-        self.failed = true;
+        self.code = self.code.max(e.exit_code());
     }
 
     /// Records the changes made (or due under `-n`), printing them with `-v`.
@@ -206,7 +203,7 @@ impl Run<'_> {
         if self.args.act == Act::Check {
             let mut out = std::io::stdout().lock();
             if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
-                self.failed = true;
+                self.code = self.code.max(exit::SYSTEM);
             }
         }
     }
@@ -468,16 +465,27 @@ mod tests {
 
     #[test]
     fn parses_every_option_posix_style() {
-        let Ok(cli::Parsed::Run(a)) = run(&["-nv", "-tshared", "-u", ":1:2", "-r", "/r", "-s/s", "-d", "/d"]) else { panic!() };
+        let Ok(cli::Parsed::Run(a)) = run(&["-nv", "-Tshared", "-u", ":1:2", "-r", "/r", "-S/S", "-s", "/s"]) else { panic!() };
         assert_eq!((a.act, a.verbose, a.topology, a.user.as_str()), (Act::Check, true, Topology::Shared, ":1:2"));
-        assert_eq!((a.servicedirs, a.scandir, a.user_scandir), ("/r".into(), "/s".into(), "/d".into()));
+        assert_eq!((a.servicedirs, a.scandir, a.user_scandir), ("/r".into(), "/S".into(), "/s".into()));
         assert!(matches!(run(&["-v", "-h"]), Ok(cli::Parsed::Help)));
     }
 
     #[test]
     fn refuses_bad_usage() {
-        for bad in [&["-t", "both"][..], &["-t"], &["-x"], &["operand"], &["-r", ""], &["--", "x"], &["-u"]] {
+        for bad in [&["-T", "both"][..], &["-T"], &["-x"], &["operand"], &["-r", ""], &["--", "x"], &["-u"]] {
             assert!(run(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn the_letters_before_doc_conventions_are_refused_not_aliased() {
+        // -t (topology), -d (user's scan directory): now -T, -s.
+        for old in [&["-t", "shared"][..], &["-d", "/run/hermes/service"]] {
+            assert!(run(old).is_err(), "{old:?}");
+        }
+        // -s now names the user's scan directory, not root's.
+        let Ok(cli::Parsed::Run(a)) = run(&["-s", "/x"]) else { panic!() };
+        assert_eq!((a.scandir, a.user_scandir), ("/run/service".into(), "/x".into()));
     }
 }

@@ -41,7 +41,7 @@ assert_contains "$ASSERT_OUT" "$SD/app status: owner" "s6-svperms before"
 # The doctor: exit 1, one line per service and scan directory, nothing touched.
 before=$(tree_state $LIVE /run/service)
 sleep 0.05
-assert_rc 1 emu_root $PERMS -n -t shared
+assert_rc 1 emu_root $PERMS -n -T shared
 assert_eq "service $SD/app: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)
 service $SD/web: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)
 service $SD/web/log: status no (supervise/ 0700 0:0), control no (supervise/ 0700 0:0), events not granted (event/ 3730 0:0; root's s6-supervise writes to every entry of event/ and follows symlinks)
@@ -52,11 +52,11 @@ assert_eq "$before" "$(tree_state $LIVE /run/service)" "-n changed modes, owners
 # enough with s6 2.11; the doctor says why.
 emu_root chown hermes:hermes /run/service/.s6-svscan/control /run/service/.s6-svscan/lock
 assert_rc 111 emu_user s6-svscanctl -a /run/service
-assert_rc 1 emu_root $PERMS -n -t shared
+assert_rc 1 emu_root $PERMS -n -T shared
 assert_contains "$ASSERT_OUT" "svscanctl no (.s6-svscan/ 0700 0:0)" "-n on upstream's fix"
 
 # The real run: silent, exit 0.
-assert_rc 0 emu_root $PERMS -t shared
+assert_rc 0 emu_root $PERMS -T shared
 assert_eq "" "$ASSERT_OUT" "silent on success"
 
 # After: status and control work for hermes, s6-svperms reads the -G
@@ -107,7 +107,7 @@ wait_until 5000 emu_root test -s /tmp/slot.uid
 assert_eq 0 "$(emu_root cat /tmp/slot.uid)" "a hermes-written slot in root's scan directory runs as root"
 assert_rc 0 emu_root pgrep -f 's6-supervise slot'
 # The doctor names that risk for the slot (the topology's own: exit 0).
-assert_rc 0 emu_root $PERMS -n -t shared
+assert_rc 0 emu_root $PERMS -n -T shared
 assert_contains "$ASSERT_OUT" "slot /run/service/slot: RISK (service directory 0755 10000:10000: under root's s6-supervise the user can make root overwrite any file (a symlink at supervise/status.new, or in event/))" "-n: the slot's risk"
 emu_user mv /run/service/slot /run/service/.slot.gone
 assert_rc 0 emu_user s6-svscanctl -an /run/service
@@ -118,13 +118,13 @@ emu_root rm -rf /run/service/.slot.gone
 # The doctor now: exit 0, all yes, and still read-only.
 before=$(tree_state $LIVE /run/service)
 sleep 0.05
-assert_rc 0 emu_root $PERMS -n -t shared
+assert_rc 0 emu_root $PERMS -n -T shared
 assert_not_contains "$ASSERT_OUT" " no " "-n after"
 assert_eq 4 "$(wc -l <<<"$ASSERT_OUT")" "-n lines after"
 assert_eq "$before" "$(tree_state $LIVE /run/service)" "-n changed something after"
 
 # Idempotent: a second run (even -v) prints nothing and changes nothing.
-assert_rc 0 emu_root $PERMS -v -t shared
+assert_rc 0 emu_root $PERMS -v -T shared
 assert_eq "" "$ASSERT_OUT" "second run is silent"
 assert_eq "$before" "$(tree_state $LIVE /run/service)" "second run changed something"
 
@@ -141,9 +141,9 @@ emu_root sh -ec '
     chmod 0700 $t $t/log $t/supervise'
 etc_before=$(emu_root sh -c 'stat -c "%n %a %U:%G %z" /etc /etc/passwd /etc/group; sha256sum /etc/passwd')
 rest_before=$(tree_state $LIVE /run/service/.s6-svscan)
-assert_rc 1 emu_root $PERMS -n -t shared
+assert_rc 1 emu_root $PERMS -n -T shared
 assert_eq "leftover /run/service/.gateway-default.tmp: would remove" "$(grep '^leftover' <<<"$ASSERT_OUT")" "-n sees the leftover"
-assert_rc 0 emu_root $PERMS -v -t shared
+assert_rc 0 emu_root $PERMS -v -T shared
 assert_eq "hermes-svscan-perms: info: remove /run/service/.gateway-default.tmp" "$ASSERT_OUT" "-v: one line per change"
 assert_rc 1 emu_root test -e /run/service/.gateway-default.tmp
 assert_eq "$etc_before" "$(emu_root sh -c 'stat -c "%n %a %U:%G %z" /etc /etc/passwd /etc/group; sha256sum /etc/passwd')" "/etc untouched"

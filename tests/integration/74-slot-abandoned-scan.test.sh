@@ -15,7 +15,7 @@ for topology in isolated shared; do
     slot_boot "$topology"
     emu_root ln -s /nonexistent/svc "$SD/dangling"
     # The doctor says what stops the scans.
-    assert_rc 1 emu_root /usr/bin/hermes-svscan-perms -n -t "$topology"
+    assert_rc 1 emu_root /usr/bin/hermes-svscan-perms -n -T "$topology"
     assert_contains "$ASSERT_OUT" "warning: s6-svscan cannot stat $SD/dangling: No such file or directory" "$topology: the doctor warns"
     { sleep 1 && "$HERMES_EMU" root "$EMU" rm "$SD/dangling"; } &
     remover=$!

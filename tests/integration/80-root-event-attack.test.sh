@@ -86,6 +86,6 @@ out=$(emu_stage2 2>&1)
 assert_contains "$out" "/etc/cont-init.d/02-reconcile-profiles exited 0" "shared: the image booted"
 assert_eq "3730 root:root" "$(emu_root stat -c '%a %U:%G' $D/event)" "shared: event/ of root's services"
 assert_rc 1 emu_user ln -s $CANARY "$D/event/$(fifo_name d)"
-emu_root /usr/bin/hermes-svscan-perms -n -t shared >"$EMU_TMP/doctor" || true
+emu_root /usr/bin/hermes-svscan-perms -n -T shared >"$EMU_TMP/doctor" || true
 assert_contains "$(cat "$EMU_TMP/doctor")" "slot /run/service/gateway-default: RISK (service directory 0755 10000:10000: under root's s6-supervise the user can make root overwrite any file (a symlink at supervise/status.new, or in event/))" "shared: the slot's risk"
 emu_down "$EMU"
