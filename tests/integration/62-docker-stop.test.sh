@@ -50,6 +50,8 @@ make_volume() {
 }
 
 ledger_phase() { sed -n 's/.*"phase": "\([a-z]*\)".*/\1/p' "$1/home/state/gateway.lifecycle.json" 2>/dev/null; }
+# ledger_is VOL PHASE: read anew on every call (a wait_until polls it).
+ledger_is() { [[ "$(ledger_phase "$1")" == "$2" ]]; }
 
 # stop_and_restart TOPOLOGY WANT_PRIOR_EXIT [boot options]
 stop_and_restart() {
@@ -63,7 +65,7 @@ stop_and_restart() {
         -e "HERMES_S6_TOPOLOGY=$topology" "$@"
     assert_eq ok "$(emu_wait_stage2 10000)" "$topology: stage 2"
     wait_until 5000 emu_root s6-svstat -o up "$sd/gateway-default"
-    wait_until 5000 test "$(ledger_phase "$vol")" = running
+    wait_until 5000 ledger_is "$vol" running
 
     now_ms
     local t0=$NOW_MS took
