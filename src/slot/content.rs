@@ -226,7 +226,6 @@ mod tests {
     /// directory. Returns what the stand-ins recorded, and the scratch
     /// directory.
     fn run_in(test: &str, dir: &str, script: &str, uid: u32) -> (String, PathBuf) {
-        use std::os::unix::fs::PermissionsExt;
         let root = std::env::temp_dir().join(format!("hermes-s6-slot-{test}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         let (bin, data, cwd) = (root.join("bin"), root.join("data"), root.join("scan").join(dir));
@@ -234,10 +233,17 @@ mod tests {
             std::fs::create_dir_all(d).unwrap();
         }
         let record = root.join("argv");
+        // Written by a child: a writable fd of ours would be inherited by
+        // another test thread's fork, and exec of the stub would then fail
+        // with ETXTBSY (and sh would go on down PATH to the real command).
         let stub = |name: &str, body: &str| {
-            let p = bin.join(name);
-            std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
-            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let status = std::process::Command::new("/bin/sh")
+                .args(["-c", "printf '#!/bin/sh\\n%s\\n' \"$2\" >\"$1\" && chmod 0755 \"$1\"", "stub"])
+                .arg(bin.join(name))
+                .arg(body)
+                .status()
+                .unwrap();
+            assert!(status.success(), "stub {name}");
         };
         stub("id", &format!("echo {uid}"));
         for name in ["hermes", "s6-setuidgid", "s6-log"] {
