@@ -161,16 +161,14 @@ pub fn main(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
         Err(e) => return answer.fail(&[], exit::SYSTEM, e),
     };
     let scandir_shown = msg::printable(&cfg.scandir.to_string_lossy()).into_owned();
-    let failure = if outcome.system_failures > 0 {
-        // Each failed slot had its warning line; the rest were built.
+    // Each failed slot had its warning line; the rest were built. (A scan
+    // directory that could not be written failed its slots for a system
+    // reason: it is among them.)
+    let failure = (outcome.system_failures > 0).then(|| {
         let n = outcome.system_failures;
         let of = n + outcome.entries.len();
-        Some(format!("unable to build {n} of {of} slots (see the warnings above)"))
-    } else if outcome.scandir_unwritable {
-        Some(format!("unable to write to {scandir_shown}"))
-    } else {
-        None
-    };
+        format!("unable to build {n} of {of} slots (see the warnings above)")
+    });
     if args.json {
         // stdout is JSON only: the notice goes to stderr.
         if let Some(notice) = outcome.notice() {
